@@ -1,0 +1,1 @@
+"""Part of ggt_datasets."""

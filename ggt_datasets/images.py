@@ -1,0 +1,182 @@
+"""Reading images the same way everywhere: EXIF orientation applied, odd modes made RGB.
+
+The policy (documented in the README, applied by build, metrics, loaders and synthesis alike):
+
+- EXIF orientation is applied, so pixels are what a photo viewer shows.
+- L, P, CMYK, YCbCr, LAB, HSV -> RGB by Pillow's conversion (P with transparency via RGBA).
+- LA and RGBA: the alpha channel is dropped, the colour kept as stored (as cv2.imread and
+  BasicSR do), so metrics stay comparable with BasicSR's.
+- 16-bit and 32-bit (I;16*, I, F): scaled to 8 bits by the value range of the type
+  (I;16: v / 257), never clipped.
+
+Example:
+    >>> from ggt_datasets.images import load_rgb
+    >>> arr = load_rgb("photo.jpg")  # doctest: +SKIP
+    >>> arr.shape, arr.dtype          # doctest: +SKIP
+    ((768, 1024, 3), dtype('uint8'))
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs, allow large photos
+
+ImageSource = str | os.PathLike | bytes | Image.Image
+EXIF_ORIENTATION_TAG = 0x0112
+
+
+class ImageError(ValueError):
+    """An image that cannot be read or used; the message names the file and what to do."""
+
+
+def _label(source: ImageSource, name: str | None) -> str:
+    if name:
+        return name
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return "<image bytes>"
+
+
+def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
+    """Open and fully decode an image from a path, bytes or PIL image; EXIF orientation applied.
+
+    Raises ImageError naming the file for missing, empty, truncated or non-image input.
+    """
+    label = _label(source, name)
+    if isinstance(source, Image.Image):
+        img = source
+    else:
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if not path.is_file():
+                raise ImageError(f"{label}: file not found")
+            data = path.read_bytes()
+        else:
+            data = source
+        if not data:
+            raise ImageError(f"{label}: empty file (0 bytes)")
+        try:
+            img = Image.open(io.BytesIO(data))
+            img.load()
+        except UnidentifiedImageError:
+            raise ImageError(f"{label}: not an image Pillow can read (PNG, JPEG, WEBP expected)")
+        except (OSError, SyntaxError, ValueError) as err:
+            raise ImageError(f"{label}: cannot decode image ({err}); the file may be truncated")
+        except Image.DecompressionBombError as err:
+            raise ImageError(f"{label}: image too large to decode safely ({err})")
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block must not lose the pixels
+        return img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB following the module's policy."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("RGBA", "RGBa", "RGBX"):
+        return img.convert("RGB")  # alpha dropped, colour kept as stored
+    if mode in ("LA", "La"):
+        return img.getchannel(0).convert("RGB")
+    if mode in ("P", "PA"):
+        return img.convert("RGBA").convert("RGB")
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        if mode == "F" and arr.max() <= 1.0:
+            top = 1.0
+        gray = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    return img.convert("RGB")
+
+
+def load_rgb(source: ImageSource, name: str | None = None) -> np.ndarray:
+    """Decode to a uint8 RGB array (H, W, 3) with the module's EXIF and mode policy."""
+    return np.asarray(to_rgb(open_image(source, name)))
+
+
+def encode_png(img: Image.Image | np.ndarray, compress_level: int = 6) -> bytes:
+    """Encode a PIL image or uint8 array as PNG bytes (lossless)."""
+    if isinstance(img, np.ndarray):
+        img = Image.fromarray(img)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the header says about an image, after EXIF orientation."""
+
+    format: str  # "PNG", "JPEG", "WEBP"
+    mode: str
+    width: int
+    height: int
+    orientation: int  # EXIF orientation, 1 when absent
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.width, self.height)
+
+    @property
+    def stored_as_is(self) -> bool:
+        """True when the file's bytes can be stored unchanged: RGB and not EXIF-rotated."""
+        return self.mode == "RGB" and self.orientation == 1
+
+
+def inspect_image(path: str | os.PathLike, verify: str = "fast") -> ImageInfo:
+    """Read an image's header and check its integrity without keeping the pixels.
+
+    verify="fast" checks what can be checked without decoding the pixels (PNG chunk CRCs and
+    the end marker, the JPEG end-of-image marker); verify="full" decodes every pixel.
+    Raises ImageError naming the file.
+    """
+    label = os.fspath(path)
+    p = Path(path)
+    if not p.is_file():
+        raise ImageError(f"{label}: file not found")
+    if p.stat().st_size == 0:
+        raise ImageError(f"{label}: empty file (0 bytes)")
+    try:
+        with Image.open(p) as img:
+            fmt, mode, (w, h) = img.format or "", img.mode, img.size
+            try:
+                orientation = int(img.getexif().get(EXIF_ORIENTATION_TAG, 1) or 1)
+            except Exception:
+                orientation = 1
+            if verify == "full":
+                img.load()
+        if verify != "full":
+            _fast_integrity_check(p, fmt, label)
+    except UnidentifiedImageError:
+        raise ImageError(f"{label}: not an image Pillow can read (PNG, JPEG, WEBP expected)")
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"{label}: image too large to decode safely ({err})")
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"{label}: cannot decode image ({err}); the file may be truncated")
+    if orientation in (5, 6, 7, 8):
+        w, h = h, w
+    return ImageInfo(fmt, mode, w, h, orientation if 1 <= orientation <= 8 else 1)
+
+
+def _fast_integrity_check(path: Path, fmt: str, label: str) -> None:
+    if fmt == "PNG":
+        with Image.open(path) as img:
+            img.verify()  # walks every chunk and checks its CRC; raises on truncation
+        with open(path, "rb") as f:
+            f.seek(-12, os.SEEK_END)
+            if f.read(12)[4:8] != b"IEND":
+                raise ImageError(f"{label}: PNG has no IEND chunk; the file is truncated")
+    elif fmt == "JPEG":
+        with open(path, "rb") as f:
+            f.seek(-min(path.stat().st_size, 1024), os.SEEK_END)
+            if b"\xff\xd9" not in f.read():
+                raise ImageError(f"{label}: JPEG has no end-of-image marker; the file is truncated")

@@ -1,0 +1,175 @@
+"""The raw layout: what `ggt build` reads and `ggt export` / `ggt sample` write.
+
+    RAW/{train,test}/{category}/lq/{id}.{png,jpg,jpeg,webp}
+    RAW/{train,test}/{category}/hq/{id}.{png,...}
+    RAW/metadata.jsonl     optional; one JSON object per line with "id" (and optionally
+                           "split", "category") plus provenance / QC fields
+    RAW/review.jsonl       optional; manual review decisions ({"id", "decision"}), last one wins
+
+Example:
+    >>> from ggt_datasets.raw import scan_raw
+    >>> pairs, problems = scan_raw("RAW")  # doctest: +SKIP
+    >>> pairs[0].split, pairs[0].category, pairs[0].id  # doctest: +SKIP
+    ('train', 'rain', 'astronaut')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from ggt_datasets import schema
+
+METADATA_FILE = "metadata.jsonl"
+REVIEW_FILE = "review.jsonl"
+_SAFE_ID = re.compile(r"^[\w][\w.\-]*$")
+
+
+@dataclass
+class RawPair:
+    """One LQ/HQ pair found in a raw layout. `hq` is None when the HQ file is missing."""
+
+    split: str
+    category: str
+    id: str
+    lq: Path
+    hq: Path | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.split, self.category, self.id)
+
+
+@dataclass
+class Problem:
+    """A pair (or file) that cannot be used, with the reason; goes into build_report.json."""
+
+    path: str
+    reason: str
+    id: str = ""
+    split: str = ""
+    category: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+def pair_dir(root: str | os.PathLike, split: str, category: str, side: str) -> Path:
+    """RAW/{split}/{category}/{side}, side being 'lq' or 'hq'."""
+    return Path(root) / split / category / side
+
+
+def is_safe_id(item_id: str) -> bool:
+    """An id is a plain file stem: letters, digits, '_', '-', '.'; no separators, no '..'."""
+    return bool(_SAFE_ID.match(item_id)) and ".." not in item_id
+
+
+def _images_by_stem(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
+    found: dict[str, Path] = {}
+    problems: list[Problem] = []
+    if not folder.is_dir():
+        return found, problems
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        if path.suffix.lower() not in schema.IMAGE_SUFFIXES:
+            problems.append(Problem(str(path), f"not an image file name (expected {', '.join(schema.IMAGE_SUFFIXES)})"))
+            continue
+        if path.stem in found:
+            problems.append(Problem(str(path), f"duplicate id {path.stem!r} (also {found[path.stem].name})", id=path.stem))
+            continue
+        found[path.stem] = path
+    return found, problems
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a JSON-lines file; raises ValueError naming the file and line for bad JSON."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object per line")
+            rows.append(row)
+    return rows
+
+
+def read_metadata(root: str | os.PathLike) -> tuple[dict[tuple[str, str, str] | str, dict], list[Problem]]:
+    """Metadata rows keyed by (split, category, id) when given, else by id alone."""
+    path = Path(root) / METADATA_FILE
+    table: dict[tuple[str, str, str] | str, dict] = {}
+    problems: list[Problem] = []
+    if not path.is_file():
+        return table, problems
+    try:
+        rows = read_jsonl(path)
+    except ValueError as err:
+        return table, [Problem(str(path), str(err))]
+    for row in rows:
+        item_id = str(row.get("id", ""))
+        if not is_safe_id(item_id):
+            problems.append(Problem(str(path), f"unsafe or missing id {item_id!r} in metadata; ids must be plain file stems", id=item_id))
+            continue
+        unsafe = [k for k, v in row.items() if isinstance(v, str) and _looks_like_escaping_path(v)]
+        if unsafe:
+            problems.append(Problem(str(path), f"metadata field(s) {', '.join(unsafe)} point outside RAW; use paths inside it", id=item_id))
+            continue
+        key = (row["split"], row["category"], item_id) if "split" in row and "category" in row else item_id
+        table[key] = row
+    return table, problems
+
+
+def _looks_like_escaping_path(value: str) -> bool:
+    parts = Path(value).parts
+    return value.startswith(("/", "\\", "~")) or ".." in parts or bool(re.match(r"^[A-Za-z]:[\\/]", value))
+
+
+def read_reviews(root: str | os.PathLike) -> dict[str, str]:
+    """id -> last manual decision recorded in RAW/review.jsonl ('accept' / 'reject' / 'skip')."""
+    path = Path(root) / REVIEW_FILE
+    if not path.is_file():
+        return {}
+    return {str(r["id"]): str(r.get("decision", "")) for r in read_jsonl(path) if "id" in r}
+
+
+def scan_raw(root: str | os.PathLike, splits: Iterable[str] = schema.SPLITS) -> tuple[list[RawPair], list[Problem]]:
+    """Find every pair in a raw layout, in (split, category, id) order.
+
+    Returns the pairs and the problems found while scanning (an LQ with no HQ is returned as
+    a pair with hq=None so the caller decides; an HQ with no LQ is a problem).
+    Raises FileNotFoundError when `root` is not a folder or holds no split folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: raw folder not found")
+    splits = list(splits)
+    if not any((root / s).is_dir() for s in splits):
+        raise FileNotFoundError(f"{root}: no {' or '.join(splits)} folder; expected RAW/{{split}}/{{category}}/lq|hq/ID.png")
+    metadata, problems = read_metadata(root)
+    pairs: list[RawPair] = []
+    for split in splits:
+        if not (root / split).is_dir():
+            continue
+        for cat_dir in sorted(p for p in (root / split).iterdir() if p.is_dir()):
+            if cat_dir.name not in schema.CATEGORIES:
+                problems.append(Problem(str(cat_dir), f"unknown category folder; expected one of {', '.join(schema.CATEGORIES)}"))
+                continue
+            lqs, p1 = _images_by_stem(cat_dir / "lq")
+            hqs, p2 = _images_by_stem(cat_dir / "hq")
+            problems += p1 + p2
+            for stem in sorted(set(hqs) - set(lqs)):
+                problems.append(Problem(str(hqs[stem]), "HQ has no LQ with the same name", stem, split, cat_dir.name))
+            for stem, lq in lqs.items():
+                meta = metadata.get((split, cat_dir.name, stem)) or metadata.get(stem) or {}
+                pairs.append(RawPair(split, cat_dir.name, stem, lq, hqs.get(stem), meta))
+    return pairs, problems

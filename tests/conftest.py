@@ -1,0 +1,37 @@
+"""Shared fixtures: real photographs (shipped with scikit-image) and tiny data built from them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+
+# Real colour photographs that ship with scikit-image (no download).
+PHOTO_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "retina")
+
+
+def real_photo(name: str = "astronaut", size: int | None = None) -> np.ndarray:
+    """A real RGB uint8 photo from scikit-image, optionally center-cropped to size x size."""
+    img = getattr(skimage.data, name)()
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    img = np.ascontiguousarray(img[..., :3])
+    if size is not None:
+        h, w = img.shape[:2]
+        if min(h, w) < size:
+            raise ValueError(f"{name} is {w}x{h}, smaller than {size}")
+        top, left = (h - size) // 2, (w - size) // 2
+        img = img[top : top + size, left : left + size]
+    return img
+
+
+@pytest.fixture
+def photo() -> np.ndarray:
+    """astronaut.png, 512x512 RGB uint8."""
+    return real_photo("astronaut")
+
+
+@pytest.fixture
+def photos() -> list[np.ndarray]:
+    """Six real colour photos of different sizes (RGB uint8)."""
+    return [real_photo(n) for n in PHOTO_NAMES]
