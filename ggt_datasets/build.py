@@ -40,7 +40,7 @@ MANIFEST = ".ggt_build.json"
 REPORT = "build_report.json"
 QC_FILE = "qc.jsonl"  # written by `ggt qc` beside a raw layout
 MIN_SIDE, MAX_SIDE = 8, 16384
-ROW_GROUP_BYTES = 64 << 20
+ROW_GROUP_BYTES = 32 << 20
 QC_SCORE_COLUMNS = {"structure_ssim": "qc_structure_ssim", "chroma_drift": "qc_chroma_drift",
                     "nr_gain": "qc_nr_gain", "vlm_d": "qc_vlm_d", "vlm_f": "qc_vlm_f"}
 
@@ -137,7 +137,11 @@ def _write_shard(path: Path, pairs: list[CheckedPair], qc: dict[tuple, dict], co
     arrow_schema = schema.FEATURES.arrow_schema.with_metadata(
         {"huggingface": json.dumps({"info": {"features": schema.FEATURES.to_dict()}})})
     tmp = path.with_name(path.name + ".tmp")
-    with pq.ParquetWriter(tmp, arrow_schema) as writer:
+    small_columns = [name for name in schema.FEATURES if name not in (schema.LQ, schema.HQ)]
+    # Image bytes are PNG/JPEG already: compressing, dictionary-encoding or taking min/max
+    # statistics of them costs time and gains nothing.
+    with pq.ParquetWriter(tmp, arrow_schema, compression="NONE", use_dictionary=small_columns,
+                          write_statistics=small_columns) as writer:
         rows, size = [], 0
         for c in pairs:
             rows.append(_row(c, qc.get(c.pair.key, {}), converted))

@@ -122,7 +122,7 @@ def read_metadata(root: str | os.PathLike) -> tuple[dict[tuple[str, str, str] | 
             continue
         unsafe = [k for k, v in row.items() if isinstance(v, str) and _looks_like_escaping_path(v)]
         if unsafe:
-            problems.append(Problem(str(path), f"metadata field(s) {', '.join(unsafe)} point outside RAW; use paths inside it", id=item_id))
+            problems.append(Problem(str(path), f"id {item_id!r}: metadata field(s) {', '.join(unsafe)} point outside RAW; use paths inside it", id=item_id))
             continue
         key = (row["split"], row["category"], item_id) if "split" in row and "category" in row else item_id
         table[key] = row
