@@ -35,6 +35,17 @@ class BlockedError(RuntimeError):
     """The backend refused the request (a safety block). Terminal; record it, do not retry."""
 
 
+class BackendRequestError(RuntimeError):
+    """A request the backend rejects for good (bad key, bad request, unknown model): not retried.
+
+    `status` is the HTTP status when there was one. The message never contains the API key.
+    """
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass
 class GenerationResult:
     """What a generator returns: the image it made and what it cost."""
