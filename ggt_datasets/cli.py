@@ -21,6 +21,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ggt_datasets.sample",  # sample
     "ggt_datasets.build",  # build
     "ggt_datasets.hub",  # push
+    "ggt_datasets.synth.cli",  # synth, status, export
+    "ggt_datasets.qc.cli",  # qc, review
+    "ggt_datasets.metrics.cli",  # eval, weights
+    "ggt_datasets.training.experiment",  # experiment
 )
 
 EPILOG = """\
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, NotADirectoryError, MissingExtraError) as err:
+    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, MissingExtraError) as err:
         # Bad input from the user: one clear line, no traceback.
         if os.environ.get("GGT_DEBUG"):
             raise

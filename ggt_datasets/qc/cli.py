@@ -1,0 +1,108 @@
+"""`ggt qc` (score and decide every pair) and `ggt review` (the manual review page).
+
+Example:
+    ggt qc RAW --stages metric --report qc_report.json --html qc_report.html
+    ggt qc RUN --stages metric,vlm --vlm gemini --vlm-model gemini-3-flash --api-version v1beta
+    ggt review RAW --port 8765
+    ggt review --arena RUN_A RUN_B --port 8765
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+
+def add_qc_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of `ggt qc` (shared with `python -m ggt_datasets.qc`)."""
+    p.add_argument("folder", help="a raw layout (RAW/{split}/{category}/lq|hq) or a `ggt synth` run directory")
+    p.add_argument("--stages", default="metric", help="comma-separated: metric, vlm (default: metric)")
+    p.add_argument("--config", help="YAML thresholds overriding ggt_datasets/qc/default_thresholds.yaml")
+    p.add_argument("--report", help="write the JSON report here (items + summary)")
+    p.add_argument("--html", help="write the HTML summary page here")
+    p.add_argument("--vlm", help="judge backend for stage vlm (e.g. gemini, openai)")
+    p.add_argument("--vlm-model", help="judge model id")
+    p.add_argument("--base-url", help="API base URL (e.g. a proxy or a local test server)")
+    p.add_argument("--api-version", help="API version (gemini: v1 or v1beta)")
+    p.add_argument("--workers", type=int, default=None, help="threads for the metric gates (default: up to 4)")
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "qc", help="score every pair (metric gates, VLM judge) and decide accept/reject",
+        description="Stage 1 metric gates and stage 2 VLM judge. Writes RAW/qc.jsonl (raw layout) or the run's "
+        "ledger, and optionally a JSON report and an HTML summary. For many processes: "
+        "accelerate launch -m ggt_datasets.qc FOLDER ...",
+    )
+    add_qc_arguments(p)
+    p.set_defaults(func=run_qc_command)
+    r = subparsers.add_parser(
+        "review", help="serve the manual review page (or the generator arena) on 127.0.0.1",
+        description="Open http://127.0.0.1:PORT/ and press a (accept), r (reject), s (skip), arrows to move. "
+        "Decisions go to the run's ledger or RAW/review.jsonl at once. --arena DIR DIR ...: compare "
+        "generators on the same LQ photos (answers in arena.jsonl in the first folder).",
+    )
+    r.add_argument("folder", nargs="?", help="raw layout or run directory to review")
+    r.add_argument("--arena", nargs="+", metavar="DIR", help="two or more runs / raw layouts over the same LQ photos")
+    r.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 = any free port)")
+    r.set_defaults(func=run_review_command)
+
+
+def make_judge(args: argparse.Namespace) -> Any:
+    if not getattr(args, "vlm", None):
+        return None
+    from ggt_datasets.backends import make_vlm
+
+    return make_vlm(args.vlm, model=args.vlm_model, base_url=args.base_url, api_version=args.api_version)
+
+
+def run_qc_command(args: argparse.Namespace, rank: int = 0, world: int = 1, barrier: Callable[[], None] | None = None) -> int:
+    """Run QC; with world > 1 each process writes a part and rank 0 merges after `barrier()`."""
+    from pathlib import Path
+
+    from ggt_datasets.qc.config import load_config
+    from ggt_datasets.qc.pipeline import load_items, merge_parts, run_qc, write_part, write_results
+    from ggt_datasets.qc.report import make_report, write_html, write_json
+
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    config = load_config(args.config)
+    results, notes = run_qc(args.folder, stages, config, make_judge(args), rank, world, args.workers, progress=rank == 0)
+    if world > 1:
+        write_part(args.folder, rank, world, results, notes)
+        if barrier:
+            barrier()
+        elif rank == 0:
+            from ggt_datasets.qc.pipeline import wait_for_parts
+
+            wait_for_parts(args.folder, world)
+        if rank != 0:
+            return 0
+        results, notes = merge_parts(args.folder, world)
+    write_results(args.folder, results)
+    report = make_report(results, notes, config, stages)
+    if args.report:
+        write_json(report, args.report)
+    if args.html:
+        items, _ = load_items(args.folder)
+        write_html(report, args.html, {it.key: (it.lq, it.hq) for it in items})
+    s = report["summary"]
+    print(f"ggt qc: {s['total']} pairs, {s['accept']} accepted, {s['reject']} rejected"
+          + (f" ({', '.join(f'{g}: {n}' for g, n in s['rejected_by'].items())})" if s["rejected_by"] else ""))
+    for note in notes:
+        print(f"note: {note}")
+    where = Path(args.folder) / ("ledger.sqlite" if (Path(args.folder) / "ledger.sqlite").is_file() else "qc.jsonl")
+    print(f"decisions written to {where}")
+    return 0
+
+
+def run_review_command(args: argparse.Namespace) -> int:
+    from ggt_datasets.qc.review import serve
+
+    folders = args.arena or ([args.folder] if args.folder else [])
+    if not folders:
+        raise ValueError("give a folder to review, or --arena DIR DIR ...")
+    if args.arena and args.folder:
+        raise ValueError("give either a folder or --arena DIR DIR ..., not both")
+    serve(folders, port=args.port, arena=bool(args.arena))
+    return 0

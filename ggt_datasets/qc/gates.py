@@ -1,0 +1,296 @@
+"""Stage-1 metric gates: cheap, deterministic checks that an HQ target is faithful to its LQ.
+
+Every gate turns an (LQ, HQ) pair into one number (its *score*, always stored) and passes or
+fails it against a threshold from the config (`default_thresholds.yaml`). The table `GATES`
+says, pyiqa-style, which way each score is better. All gates except `geometry_error` compare
+the HQ brought to the LQ's size (area interpolation) with the LQ:
+
+| score            | better | what it measures                                                        |
+| ---------------- | ------ | ----------------------------------------------------------------------- |
+| geometry_error   | lower  | relative size error of HQ against LQ x an allowed scale (config scales) |
+| structure_ssim   | higher | Gaussian SSIM (11x11, sigma 1.5, range 255) of BT.601 luma at LQ size    |
+| chroma_drift     | lower  | mean CIELAB |(a,b)_HQ - (a,b)_LQ| / 100 after a low-pass (short side 32) |
+| hue_shift        | lower  | mean |c_LQ| sin(angle(c_LQ, c_HQ)), c = rgb - mean(rgb), short side 32   |
+| wb_shift         | lower  | max |k_c - mean k| of LQ_c = g HQ_c + k_c (one gain g), short side 32    |
+| lowfreq_corr     | higher | Pearson correlation of heavily low-passed luma (short side 16)           |
+| local_corr       | higher | lowest Pearson r over 8x8 tiles of blurred luma (short side 256)         |
+| detail_gain      | higher | log(RMS of DoG(1, 2) of HQ luma / that of LQ luma) at LQ size            |
+| shift_pct        | lower  | global translation (phase correlation), % of the short side              |
+| zoom_pct         | lower  | |scale - 1| x 100 fitted to per-tile shifts (rescale / crop)             |
+| misalign_pct     | lower  | 2nd-largest per-tile shift left after global shift and zoom removed, %   |
+| nr_gain          | higher | NR-IQA(HQ) - NR-IQA(LQ), sign so that higher = HQ better (pyiqa, opt.)   |
+
+Example:
+    >>> import numpy as np
+    >>> from ggt_datasets.qc.gates import metric_scores
+    >>> img = np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8)
+    >>> round(metric_scores(img, img)["structure_ssim"], 3)
+    1.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+WORK_SIZE = 512  # the shift gates work on images whose short side is at most this
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One stage-1 gate: its score key, which way is better, and what it measures."""
+
+    name: str
+    higher_better: bool
+    description: str
+
+    def passes(self, score: float | None, threshold: float) -> bool:
+        """True when the score is on the good side of the threshold (a missing score passes)."""
+        if score is None or not np.isfinite(score):
+            return score is None
+        return score >= threshold if self.higher_better else score <= threshold
+
+
+GATES: tuple[Gate, ...] = (
+    Gate("geometry_error", False, "HQ size against LQ size x an allowed scale (relative error)"),
+    Gate("structure_ssim", True, "grayscale SSIM between LQ and HQ at LQ size"),
+    Gate("chroma_drift", False, "mean CIELAB chroma (a,b) difference / 100 of low-passed images"),
+    Gate("hue_shift", False, "chroma direction change weighted by LQ chroma (colour cast)"),
+    Gate("wb_shift", False, "per-channel offset left after a common-gain fit LQ = g HQ + k_c (cast)"),
+    Gate("lowfreq_corr", True, "correlation of heavily low-passed luma (scene layout)"),
+    Gate("local_corr", True, "lowest per-tile correlation of low-passed luma (inserted object, text)"),
+    Gate("detail_gain", True, "log ratio of fine-detail energy, HQ over LQ (over-smoothing)"),
+    Gate("shift_pct", False, "global translation, % of the short side"),
+    Gate("zoom_pct", False, "rescale / crop: |scale - 1| in %"),
+    Gate("misalign_pct", False, "largest local shift after global shift and zoom, % of the short side"),
+    Gate("nr_gain", True, "NR-IQA score of HQ minus that of LQ (higher = HQ better)"),
+)
+GATE_NAMES: tuple[str, ...] = tuple(g.name for g in GATES)
+GATES_BY_NAME: dict[str, Gate] = {g.name: g for g in GATES}
+
+
+def geometry_error(lq_size: tuple[int, int], hq_size: tuple[int, int], scales: tuple[float, ...] = (1,)) -> tuple[float, float]:
+    """(relative error, best scale) of an HQ of hq_size=(w, h) against LQ (w, h) x each scale.
+
+    0.0 means the HQ is exactly s times the LQ for an allowed s (up to rounding to pixels).
+    """
+    (lw, lh), (hw, hh) = lq_size, hq_size
+    best = min(scales, key=lambda s: abs(hw - s * lw) / (s * lw) + abs(hh - s * lh) / (s * lh))
+    err = max(abs(hw - round(best * lw)) / (best * lw), abs(hh - round(best * lh)) / (best * lh))
+    return float(err), float(best)
+
+
+def to_lq_size(hq: np.ndarray, lq_shape: tuple[int, ...]) -> np.ndarray:
+    """The HQ resized to the LQ's height and width (area interpolation when shrinking)."""
+    h, w = lq_shape[:2]
+    if hq.shape[:2] == (h, w):
+        return hq
+    interp = cv2.INTER_AREA if hq.shape[0] >= h else cv2.INTER_CUBIC
+    return cv2.resize(hq, (w, h), interpolation=interp)
+
+
+def luma(img: np.ndarray) -> np.ndarray:
+    """BT.601 luma of a uint8 RGB image, float32 in [0, 255]."""
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32) if img.dtype == np.uint8 else (
+        img @ np.array([0.299, 0.587, 0.114], np.float32))
+
+
+def ssim_gray(a: np.ndarray, b: np.ndarray) -> float:
+    """Gaussian SSIM (11x11 window, sigma 1.5, K1 0.01, K2 0.03, range 255), mean over the map.
+
+    Same constants as Wang et al. 2004 and BasicSR; borders reflected (not cropped).
+    """
+    a, b = a.astype(np.float32), b.astype(np.float32)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    blur = lambda x: cv2.GaussianBlur(x, (11, 11), 1.5)
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a * mu_a
+    var_b = blur(b * b) - mu_b * mu_b
+    cov = blur(a * b) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+    den = (mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)
+    return float(np.mean(num / den))
+
+
+def _shrink(img: np.ndarray, short: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    f = short / min(h, w)
+    return cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+
+
+def chroma_drift(lq: np.ndarray, hq: np.ndarray, short: int = 32) -> float:
+    """Mean Euclidean (a*, b*) distance in CIELAB (D65) / 100 after area-shrinking to `short` px.
+
+    The shrink is the low-pass: noise, grain and rain streaks average out; a colour cast does not.
+    """
+    labs = [cv2.cvtColor(_shrink(x, short).astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab) for x in (lq, hq)]
+    d = labs[1][..., 1:] - labs[0][..., 1:]
+    return float(np.mean(np.sqrt((d * d).sum(-1))) / 100.0)
+
+
+def hue_shift(lq: np.ndarray, hq: np.ndarray, short: int = 32) -> float:
+    """Colour change that brightness, contrast and a grey veil cannot explain (a colour cast).
+
+    Both images are area-shrunk to `short` px and taken to [0, 1]; per pixel the chroma vector
+    c = rgb - mean(rgb) (the plane orthogonal to grey) is compared: the score is the mean of
+    |c_LQ| sin(angle(c_LQ, c_HQ)) (opposite directions count as sin = 1). Haze, low light, fading
+    and veils scale c or add grey, which leaves its direction alone; a colour cast turns it.
+    """
+    a, b = (_shrink(x, short).astype(np.float64) / 255.0 for x in (lq, hq))
+    ca, cb = a - a.mean(-1, keepdims=True), b - b.mean(-1, keepdims=True)
+    na, nb = np.linalg.norm(ca, axis=-1), np.linalg.norm(cb, axis=-1)
+    cos = (ca * cb).sum(-1) / (na * nb + 1e-9)
+    sin = np.where(cos < 0, 1.0, np.sqrt(np.clip(1 - cos * cos, 0, 1)))
+    return float(np.mean(na * sin))
+
+
+def wb_shift(lq: np.ndarray, hq: np.ndarray, short: int = 32, floor: float = 0.04) -> float:
+    """White-balance change beyond a common gain and per-channel veil (a colour cast, a tint).
+
+    Both images are area-shrunk to `short` px and taken to [0, 1]; on pixels neither black nor
+    clipped the model LQ_c = g HQ_c + k_c (one gain g for all channels: exposure, contrast, a veil)
+    is fitted by least squares. The score is max_c |k_c - mean(k)|: about 0 when only brightness,
+    contrast or a grey veil changed; a channel scaled against the others cannot be absorbed by
+    one common g and shows up in the offsets.
+    """
+    a, b = (_shrink(x, short).reshape(-1, 3).astype(np.float64) / 255.0 for x in (lq, hq))
+    keep = (a.min(1) > floor) & (b.min(1) > floor) & (a.max(1) < 0.97) & (b.max(1) < 0.97)
+    if keep.sum() < 20:
+        return 0.0  # too dark or too clipped to tell
+    a, b = a[keep], b[keep]
+    da, db = a - a.mean(0), b - b.mean(0)
+    g = (da * db).sum() / max((db * db).sum(), 1e-9)
+    k = a.mean(0) - g * b.mean(0)
+    return float(np.abs(k - k.mean()).max())
+
+
+def lowfreq_corr(lq_gray: np.ndarray, hq_gray: np.ndarray, short: int = 16) -> float:
+    """Pearson correlation of both lumas area-shrunk to `short` px (invariant to gain and offset)."""
+    a, b = (_shrink(x, short).astype(np.float64).ravel() for x in (lq_gray, hq_gray))
+    a, b = a - a.mean(), b - b.mean()
+    sa, sb = np.sqrt((a * a).mean()), np.sqrt((b * b).mean())
+    if sa < 0.5 and sb < 0.5:
+        return 1.0  # both flat: the same (empty) layout
+    return float((a * b).mean() / (max(sa, 0.5) * max(sb, 0.5)))
+
+
+def local_corr(lq_gray: np.ndarray, hq_gray: np.ndarray, grid: int = 8, work: int = 256, sigma: float = 2.0) -> float:
+    """The lowest per-tile correlation of low-passed luma: a pasted object or new text shows here.
+
+    Both lumas are shrunk to `work` px (short side) and blurred (sigma px, against noise); each of
+    grid x grid tiles gets its Pearson correlation (tile std floored at 1 grey level, tiles flat
+    in both images skipped). Weather (streaks, flakes, haze) lowers it everywhere, so the gate is
+    only on for categories where it separates (see the thresholds).
+    """
+    a = cv2.GaussianBlur(_shrink(lq_gray.astype(np.float32), work), (0, 0), sigma)
+    b = cv2.GaussianBlur(_shrink(hq_gray.astype(np.float32), work), (0, 0), sigma)
+    h, w = a.shape
+    t = max(4, min(h, w) // grid)
+    lowest = 1.0
+    for y in range(0, h - t + 1, t):
+        for x in range(0, w - t + 1, t):
+            ta, tb = a[y : y + t, x : x + t].astype(np.float64), b[y : y + t, x : x + t].astype(np.float64)
+            ta, tb = ta - ta.mean(), tb - tb.mean()
+            sa, sb = np.sqrt((ta * ta).mean()), np.sqrt((tb * tb).mean())
+            if max(sa, sb) < 2.0:
+                continue
+            lowest = min(lowest, float((ta * tb).mean() / (max(sa, 1.0) * max(sb, 1.0))))
+    return lowest
+
+
+def detail_gain(lq_gray: np.ndarray, hq_gray: np.ndarray) -> float:
+    """log(fine-detail energy of HQ / that of LQ), both at LQ size: < 0 means the HQ lost detail.
+
+    Detail = RMS of a difference of Gaussians (sigma 1 minus sigma 2): the band an over-smoothing
+    restorer wipes out. A faithful restoration keeps or adds it (noise in the LQ adds some too,
+    so rain / snow LQs set a lower bar; see the per-category thresholds).
+    """
+    def energy(y: np.ndarray) -> float:
+        y = y.astype(np.float32)
+        return float(np.sqrt(np.mean((cv2.GaussianBlur(y, (0, 0), 1.0) - cv2.GaussianBlur(y, (0, 0), 2.0)) ** 2)))
+
+    return float(np.log((energy(hq_gray) + 1e-3) / (energy(lq_gray) + 1e-3)))
+
+
+def tile_shifts(lq_gray: np.ndarray, hq_gray: np.ndarray, grid: int = 4, min_response: float = 0.08) -> dict[str, float]:
+    """Global shift, zoom and largest local misalignment from phase correlation on tiles.
+
+    Both lumas are shrunk to WORK_SIZE and lightly blurred (noise), then each of grid x grid tiles
+    gives a shift (dx, dy); tiles with a weak correlation peak (flat sky) are ignored. A model
+    shift(p) = t + z (p - centre) is fitted by least squares: t -> shift_pct, z -> zoom_pct, the
+    largest residual -> misalign_pct (all in % of the short side, zoom in % of scale).
+    """
+    h, w = lq_gray.shape[:2]
+    if min(h, w) > WORK_SIZE:
+        lq_gray, hq_gray = _shrink(lq_gray, WORK_SIZE), _shrink(hq_gray, WORK_SIZE)
+        h, w = lq_gray.shape[:2]
+    a = cv2.GaussianBlur(lq_gray.astype(np.float32), (0, 0), 1.5)
+    b = cv2.GaussianBlur(hq_gray.astype(np.float32), (0, 0), 1.5)
+    short = min(h, w)
+    tile = max(16, short // grid)
+    window = cv2.createHanningWindow((tile, tile), cv2.CV_32F)
+    points, shifts, weights = [], [], []
+    for y0 in range(0, h - tile + 1, tile):
+        for x0 in range(0, w - tile + 1, tile):
+            ta, tb = a[y0 : y0 + tile, x0 : x0 + tile], b[y0 : y0 + tile, x0 : x0 + tile]
+            if ta.std() < 2.0 or tb.std() < 2.0:
+                continue  # a flat tile has no phase to correlate
+            (dx, dy), response = cv2.phaseCorrelate(ta - ta.mean(), tb - tb.mean(), window)
+            if response < min_response:
+                continue
+            points.append((x0 + tile / 2 - w / 2, y0 + tile / 2 - h / 2))
+            shifts.append((dx, dy))
+            weights.append(response)
+    if len(points) < 3:
+        if a.std() < 2.0 or b.std() < 2.0:
+            return {"shift_pct": 0.0, "zoom_pct": 0.0, "misalign_pct": 0.0}  # flat: nothing to align
+        window = cv2.createHanningWindow((w, h), cv2.CV_32F)
+        (dx, dy), _ = cv2.phaseCorrelate(a - a.mean(), b - b.mean(), window)
+        return {"shift_pct": float(np.hypot(dx, dy) / short * 100), "zoom_pct": 0.0, "misalign_pct": 0.0}
+    p, s, wt = np.asarray(points), np.asarray(shifts), np.sqrt(np.asarray(weights))
+    keep = np.ones(len(p), bool)
+    for _ in range(2):  # fit, drop outlier tiles (rain streaks, scratches), fit again
+        t, z = _fit_shift_zoom(p[keep], s[keep], wt[keep])
+        resid = np.hypot(*(s - (t + z * p)).T)
+        keep = resid <= max(3 * np.median(resid), 0.005 * short)
+        if keep.sum() < 3:
+            keep = np.ones(len(p), bool)
+            break
+    t, z = _fit_shift_zoom(p[keep], s[keep], wt[keep])
+    resid = np.hypot(*(s - (t + z * p)).T)
+    return {
+        "shift_pct": float(np.hypot(*t) / short * 100),
+        "zoom_pct": float(abs(z) * 100),
+        # the second-worst tile: one tile alone (a streak, a scratch) does not make a pair misaligned
+        "misalign_pct": float(np.sort(resid)[-2] / short * 100),
+    }
+
+
+def _fit_shift_zoom(p: np.ndarray, s: np.ndarray, wt: np.ndarray) -> tuple[np.ndarray, float]:
+    """Weighted least squares for shift(p) = t + z p; returns (t as (tx, ty), z)."""
+    n = len(p)
+    rows = np.concatenate([np.c_[np.ones(n), np.zeros(n), p[:, 0]], np.c_[np.zeros(n), np.ones(n), p[:, 1]]])
+    ww = np.concatenate([wt, wt])
+    (tx, ty, z), *_ = np.linalg.lstsq(rows * ww[:, None], np.concatenate([s[:, 0], s[:, 1]]) * ww, rcond=None)
+    return np.array([tx, ty]), float(z)
+
+
+def metric_scores(lq: np.ndarray, hq: np.ndarray, scales: tuple[float, ...] = (1,)) -> dict[str, float]:
+    """Every weight-free stage-1 score of one pair (uint8 RGB arrays); nr_gain is added elsewhere."""
+    err, _ = geometry_error((lq.shape[1], lq.shape[0]), (hq.shape[1], hq.shape[0]), scales)
+    hq_small = to_lq_size(hq, lq.shape)
+    lq_y, hq_y = luma(lq), luma(hq_small)
+    scores = {
+        "geometry_error": err,
+        "structure_ssim": ssim_gray(lq_y, hq_y),
+        "chroma_drift": chroma_drift(lq, hq_small),
+        "hue_shift": hue_shift(lq, hq_small),
+        "wb_shift": wb_shift(lq, hq_small),
+        "lowfreq_corr": lowfreq_corr(lq_y, hq_y),
+        "detail_gain": detail_gain(lq_y, hq_y),
+        "local_corr": local_corr(lq_y, hq_y),
+    }
+    scores.update(tile_shifts(lq_y, hq_y))
+    return {k: round(float(v), 6) for k, v in scores.items()}
