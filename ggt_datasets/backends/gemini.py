@@ -13,8 +13,11 @@ Example:
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import re
+import tempfile
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -31,9 +34,16 @@ from ggt_datasets.backends.base import (
     QualityRating,
     TransientBackendError,
 )
-from ggt_datasets.backends.common import checked_image_size, image_dims, redact, resolve_api_key, sniff_mime
+from ggt_datasets.backends.common import (
+    checked_image_size,
+    image_dims,
+    redact,
+    resolve_api_key,
+    sniff_mime,
+)
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Candidate finish reasons that mean "refused": terminal, never retried by default.
 SAFETY_FINISH_REASONS = frozenset(
@@ -275,8 +285,19 @@ class GeminiVLM(_GeminiBase):
         return vc.to_rating(self._ask([lq, image], vc.RATE_WITH_LQ_INSTRUCTION, vc.RateAnswer))
 
 
+BATCH_MODES = ("auto", "inline", "file")
+# GenerateContentConfig fields that sit beside generationConfig in a request, not inside it.
+_REQUEST_LEVEL = ("systemInstruction", "safetySettings", "tools", "toolConfig", "cachedContent", "labels")
+
+
 class GeminiBatchClient:
-    """Gemini batch jobs (about half price) with inline requests; results keyed by your keys.
+    """Gemini batch jobs (about half price); results keyed by your keys.
+
+    A job goes out as inline requests while they fit in one request body (under
+    `gemini_batch_inline_limit_mb`), else as a JSONL file uploaded through the Files API (one
+    `{"key", "request"}` line per item), whose results come back as a JSONL file. `mode` (or
+    models.yaml `generators.gemini.batch.mode`): "auto" (that choice), "inline" or "file";
+    `use_file=True` is `mode="file"`, `use_file=False` is `mode="inline"`.
 
     Example:
         >>> client = GeminiBatchClient(base_url="http://127.0.0.1:8765")  # doctest: +SKIP
@@ -289,23 +310,41 @@ class GeminiBatchClient:
 
     name = "gemini"
 
-    def __init__(self, **opts: Any):
+    def __init__(self, *, mode: str | None = None, use_file: bool | None = None, **opts: Any):
         self._gen = GeminiGenerator(**opts)
         self.model = self._gen.model
+        cfg = self._gen._cfg
+        if use_file is not None:
+            wanted = "file" if use_file else "inline"
+            if mode not in (None, wanted):
+                raise ValueError(f"use_file={use_file} contradicts mode={mode!r}; give one of them")
+            mode = wanted
+        batch_cfg = cfgmod.section(cfg, "generators", "gemini").get("batch") or {}
+        self.mode = str(mode or batch_cfg.get("mode") or "auto")
+        if self.mode not in BATCH_MODES:
+            raise ValueError(f"unknown batch mode {self.mode!r}; expected one of {', '.join(BATCH_MODES)}")
+        self.inline_limit_mb = float(cfg.get("gemini_batch_inline_limit_mb") or 19)
+        self.file_limit_mb = float(cfg.get("gemini_batch_file_limit_mb") or 2000)
 
     def __repr__(self) -> str:
-        return f"GeminiBatchClient(model={self.model!r}, base_url={self._gen.base_url!r})"
+        return f"GeminiBatchClient(model={self.model!r}, base_url={self._gen.base_url!r}, mode={self.mode!r})"
+
+    def uses_file(self, requests: list[tuple[str, bytes, str, dict[str, Any]]]) -> bool:
+        """Whether `submit` sends these requests as a JSONL file (else inline)."""
+        return self.mode == "file" or (self.mode == "auto" and _inline_mb(requests) > self.inline_limit_mb)
 
     def submit(self, requests: list[tuple[str, bytes, str, dict[str, Any]]], display_name: str) -> str:
         """Create one batch job; returns its name ('batches/...'). Not idempotent: persist it."""
         if not requests:
             raise ValueError("a batch job needs at least one request")
-        limit_mb = float(self._gen._cfg.get("gemini_batch_inline_limit_mb") or 19)
-        size_mb = sum(len(image) * 4 / 3 + len(prompt) + 512 for _, image, prompt, _ in requests) / 1e6
-        if size_mb > limit_mb:
+        if self.uses_file(requests):
+            return self._submit_file(requests, display_name)
+        size_mb = _inline_mb(requests)
+        if size_mb > self.inline_limit_mb:
             raise ValueError(
-                f"{len(requests)} inline requests make about {size_mb:.1f} MB, over the {limit_mb:g} MB a batch "
-                "request may carry (gemini_batch_inline_limit_mb in models.yaml): submit fewer per job"
+                f"{len(requests)} inline requests make about {size_mb:.1f} MB, over the {self.inline_limit_mb:g} MB a "
+                "batch request may carry (gemini_batch_inline_limit_mb in models.yaml): submit fewer per job, "
+                "or use batch mode 'file' or 'auto'"
             )
         types = self._gen._types
         inlined = []
@@ -314,11 +353,63 @@ class GeminiBatchClient:
             inlined.append(
                 types.InlinedRequest(model=self.model, contents=contents, config=config, metadata={"key": str(key)})
             )
-        job = self._gen._call(
-            lambda: self._gen._client.batches.create(
-                model=self.model, src=inlined, config=types.CreateBatchJobConfig(display_name=display_name)
+        return self._create(inlined, display_name)
+
+    def request_json(self, image: bytes, prompt: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One GenerateContentRequest as JSON (a JSONL line's "request"), as the SDK would send it.
+
+        Example:
+            >>> client.request_json(lq_png, "Remove the rain.", {})["generationConfig"]  # doctest: +SKIP
+            {'responseModalities': ['IMAGE'], 'imageConfig': {'aspectRatio': '3:2', 'imageSize': '1K'}}
+        """
+        contents, config = self._gen.request_parts(image, prompt, params)
+        parts = [
+            {"text": c} if isinstance(c, str) else c.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for c in contents
+        ]
+        request: dict[str, Any] = {"contents": [{"role": "user", "parts": parts}]}
+        gen_cfg = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+        gen_cfg.pop("httpOptions", None)
+        for name in _REQUEST_LEVEL:
+            if name in gen_cfg:
+                request[name] = gen_cfg.pop(name)
+        request["generationConfig"] = gen_cfg
+        return request
+
+    def _submit_file(self, requests: list[tuple[str, bytes, str, dict[str, Any]]], display_name: str) -> str:
+        types, client = self._gen._types, self._gen._client
+        # A temporary file rather than memory: a job's JSONL may be gigabytes of base64.
+        with tempfile.TemporaryFile() as fh:
+            for key, image, prompt, params in requests:
+                line = {"key": str(key), "request": self.request_json(image, prompt, params)}
+                fh.write(json.dumps(line, separators=(",", ":")).encode("utf-8") + b"\n")
+            size_mb = fh.tell() / 1e6
+            if size_mb > self.file_limit_mb:
+                raise ValueError(
+                    f"{len(requests)} requests make a {size_mb:.0f} MB JSONL file, over the {self.file_limit_mb:g} MB "
+                    "a batch input file may hold (gemini_batch_file_limit_mb in models.yaml): submit fewer per job"
+                )
+            fh.seek(0)
+            # The SDK wants an io.IOBase; on Windows TemporaryFile is a wrapper around one.
+            stream = fh if isinstance(fh, io.IOBase) else fh.file
+            upload_cfg = types.UploadFileConfig(mime_type="jsonl", display_name=display_name)
+            uploaded = self._gen._call(
+                lambda: self._upload_step(lambda: client.files.upload(file=stream, config=upload_cfg))
             )
-        )
+        return self._create(uploaded.name, display_name)
+
+    def _upload_step(self, fn: Callable[[], T]) -> T:
+        """The SDK reports a broken upload session (no upload URL, not finalised) as KeyError/ValueError."""
+        try:
+            return fn()
+        except (KeyError, ValueError) as err:
+            msg = redact(f"{self._gen._what()}: batch input upload failed ({err})", self._gen._secret)
+            raise TransientBackendError(msg) from None
+
+    def _create(self, src: Any, display_name: str) -> str:
+        types = self._gen._types
+        config = types.CreateBatchJobConfig(display_name=display_name)
+        job = self._gen._call(lambda: self._gen._client.batches.create(model=self.model, src=src, config=config))
         return job.name
 
     def poll(self, job_name: str) -> str:
@@ -332,18 +423,59 @@ class GeminiBatchClient:
         state = _enum_name(job.state)
         if state != "JOB_STATE_SUCCEEDED":
             raise ValueError(f"batch job {job_name} is {state}, not JOB_STATE_SUCCEEDED; poll() until it is")
-        responses = (job.dest.inlined_responses if job.dest else None) or []
+        if job.dest is not None and job.dest.file_name:
+            file_name = job.dest.file_name
+            data = self._gen._call(lambda: self._gen._client.files.download(file=file_name))
+            return self._parse_jsonl(data, job_name)
         out: dict[str, GenerationResult | Exception] = {}
-        for i, item in enumerate(responses):
+        for i, item in enumerate((job.dest.inlined_responses if job.dest else None) or []):
             key = (item.metadata or {}).get("key", str(i))
-            if item.error is not None:
-                code = int(getattr(item.error, "code", 0) or 0)
-                msg = redact(f"{self._gen._what()} batch item: {getattr(item.error, 'message', '') or 'error'}", self._gen._secret)
-                retryable = code in (408, 429) or code >= 500 or code == 0
-                out[key] = TransientBackendError(msg, status=code or None) if retryable else BackendRequestError(msg, code)
+            out[key] = self._item_result(item.error, item.response)
+        return out
+
+    def _parse_jsonl(self, data: bytes, job_name: str) -> dict[str, GenerationResult | Exception]:
+        """A results file: one {"key", "response"} or {"key", "error"} object per line."""
+        types = self._gen._types
+        out: dict[str, GenerationResult | Exception] = {}
+        for n, line in enumerate(data.splitlines(), 1):
+            if not line.strip():
                 continue
             try:
-                out[key] = self._gen.parse_response(item.response, batch=True)
-            except (TransientBackendError, BlockedError) as err:
-                out[key] = err
+                obj = json.loads(line)
+                key = str(obj["key"])
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+                # Its item gets no answer, which callers treat as transient.
+                log.warning("batch job %s: results line %d is not a keyed JSON object; skipped", job_name, n)
+                continue
+            error = obj.get("error") or obj.get("status")
+            response = None
+            if obj.get("response") is not None:
+                try:
+                    response = types.GenerateContentResponse._from_response(response=obj["response"], kwargs={})
+                except (ValueError, TypeError) as err:  # pydantic's ValidationError is a ValueError
+                    out[key] = TransientBackendError(
+                        redact(f"{self._gen._what()} batch item: unreadable response ({type(err).__name__})", self._gen._secret)
+                    )
+                    continue
+            out[key] = self._item_result(error, response)
         return out
+
+    def _item_result(self, error: Any, response: Any) -> GenerationResult | Exception:
+        """One item's outcome, whether it came inline (SDK objects) or from a JSONL file (dicts)."""
+        what = self._gen._what()
+        if error is not None or response is None:
+            get = error.get if isinstance(error, dict) else lambda k, d=None: getattr(error, k, d)
+            code = int(get("code", 0) or 0) if error is not None else 0
+            message = (get("message", "") if error is not None else "") or "error (no response)"
+            msg = redact(f"{what} batch item: {message}", self._gen._secret)
+            retryable = code in (408, 429) or code >= 500 or code == 0
+            return TransientBackendError(msg, status=code or None) if retryable else BackendRequestError(msg, code)
+        try:
+            return self._gen.parse_response(response, batch=True)
+        except (TransientBackendError, BlockedError) as err:
+            return err
+
+
+def _inline_mb(requests: list[tuple[str, bytes, str, dict[str, Any]]]) -> float:
+    """About how many MB these requests make inline (base64 images, prompts, framing)."""
+    return sum(len(image) * 4 / 3 + len(prompt) + 512 for _, image, prompt, _ in requests) / 1e6

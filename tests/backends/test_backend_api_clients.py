@@ -221,7 +221,8 @@ def test_gemini_batch_round_trip(server, lq_png):
 
 
 def test_batch_refuses_more_than_an_inline_request_can_carry(server):
-    client = GeminiBatchClient(base_url=server.base_url, api_key=KEY, timeout=5.0)
+    # mode="inline": in the default auto mode such a job goes out as a JSONL file (test_backend_batch_jsonl.py).
+    client = GeminiBatchClient(base_url=server.base_url, api_key=KEY, timeout=5.0, mode="inline")
     png = encode_png(real_photo("astronaut"))
     with pytest.raises(ValueError, match="submit fewer per job"):
         client.submit([(str(i), png, "p", {}) for i in range(40)], "too-big")
