@@ -1,0 +1,149 @@
+"""`ggt status` and `ggt export`: what a run holds, and its done items as a raw layout.
+
+Export writes RAW/{split}/{category}/lq/{id}.{ext} (the LQ file's bytes, copied as they are),
+RAW/{split}/{category}/hq/{id}.png (the normalised HQ; .jpg/.webp when the generator's own file
+was kept as it was) and one RAW/metadata.jsonl row per item
+with its provenance and QC scores, which `ggt build RAW --out DIR` turns into a dataset.
+Items that QC or a reviewer rejected are left out unless `include_rejected`.
+
+Example:
+    >>> from ggt_datasets.synth.export import export_run, run_status
+    >>> run_status("runs/rain")["done"]           # doctest: +SKIP
+    97
+    >>> export_run("runs/rain", "raw")["written"]  # doctest: +SKIP
+    95
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ggt_datasets import schema
+from ggt_datasets.raw import METADATA_FILE, is_safe_id, pair_dir, read_jsonl
+from ggt_datasets.synth.ledger import (
+    STATES,
+    Ledger,
+    atomic_write,
+    read_settings,
+    sha256_bytes,
+)
+
+
+def run_status(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """Counts by state, cost, error reasons by count, throughput and settings of a run."""
+    with Ledger(run_dir, create=False) as ledger:
+        counts = ledger.counts()
+        items = ledger.items()
+        cache_entries = ledger.db.execute("SELECT COUNT(*) FROM cache").fetchone()[0]
+    reasons = Counter(_reason_kind(i["last_error"]) for i in items if i["state"] in ("failed", "blocked"))
+    started = [i["started_at"] for i in items if i["started_at"]]
+    finished = [i["done_at"] for i in items if i["done_at"]]
+    seconds = (max(finished) - min(started)) if started and finished else 0.0
+    out: dict[str, Any] = {
+        "total": len(items), **{s: counts[s] for s in STATES},
+        "cost_usd": round(sum(i["cost_usd"] or 0.0 for i in items), 6),
+        "errors": dict(reasons.most_common()),
+        "items_per_minute": round(60.0 * len(finished) / seconds, 2) if seconds > 0 else None,
+        "responses_cached": cache_entries,
+        "attempts": sum(i["attempts"] or 0 for i in items),
+        "by_category": dict(Counter(i["category"] for i in items)),
+        "settings": read_settings(run_dir) or {},
+    }
+    return out
+
+
+def _reason_kind(error: str | None) -> str:
+    """Group errors by their first clause: 'transient 503: gemini ...: HTTP 503' -> 'transient 503'."""
+    if not error:
+        return "unknown"
+    head = error.split(":", 1)[0].strip()
+    return head if len(head) <= 60 else head[:57] + "..."
+
+
+def format_status(status: dict[str, Any]) -> list[str]:
+    """Printable lines for `ggt status`."""
+    s = status.get("settings", {})
+    lines = [f"run: generator {s.get('generator', '?')} model {s.get('model', '?')} "
+             f"prompts {s.get('prompt_mode', '?')}",
+             f"items: {status['total']} total  " + "  ".join(f"{k} {status[k]}" for k in STATES),
+             f"cost so far: ${status['cost_usd']:.4f}  attempts: {status['attempts']}  "
+             f"cached responses: {status['responses_cached']}"]
+    if status["items_per_minute"]:
+        lines.append(f"throughput: {status['items_per_minute']:.1f} items/min")
+    for reason, n in status["errors"].items():
+        lines.append(f"  {n:>6}  {reason}")
+    return lines
+
+
+def _rejected(item: dict[str, Any]) -> bool:
+    return item.get("qc_decision") == "reject" or item.get("review") == "reject"
+
+
+def metadata_row(item: dict[str, Any]) -> dict[str, Any]:
+    """The metadata.jsonl row of one done item (schema column names, extras beside them)."""
+    row: dict[str, Any] = {
+        schema.ID: item["id"], "split": item["split"], schema.CATEGORY: item["category"],
+        "source": item["source"] or item["stem"], "generator": item["model"], "prompt": item["prompt"],
+        "prompt_mode": item["prompt_mode"], "review": item["review"],
+    }
+    for key, value in (item.get("qc_scores") or {}).items():
+        column = key if key in schema.QC_COLUMNS else f"qc_{key}"
+        row[column] = value
+    row.update(stem=item["stem"], backend=item["generator"], cost_usd=item["cost_usd"],
+               lq_sha256=item["lq_sha256"], hq_sha256=item["hq_sha256"], attempts=item["attempts"],
+               normalize=item["normalize"], qc_decision=item["qc_decision"], qc_reasons=item["qc_reasons"])
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, include_rejected: bool = False) -> dict[str, Any]:
+    """Write the run's done items into the raw layout at `out`; returns counts and problems.
+
+    Rows already in RAW/metadata.jsonl for other ids are kept; ours are replaced. An item whose
+    LQ file is gone or changed, or whose HQ does not match its recorded hash, is skipped and
+    listed in "problems".
+    """
+    run_dir, out = Path(run_dir), Path(out)
+    with Ledger(run_dir, create=False) as ledger:
+        done = ledger.items("done")
+    report: dict[str, Any] = {"done": len(done), "written": 0, "rejected": 0, "problems": []}
+    rows, dropped = [], set()
+    for item in done:
+        if _rejected(item) and not include_rejected:
+            report["rejected"] += 1
+            dropped.add(item["id"])  # exported before it was rejected: take it out again
+            for side, ext in (("lq", item["lq_ext"]), ("hq", Path(item["hq_path"]).suffix)):
+                (pair_dir(out, item["split"], item["category"], side) / f"{item['id']}{ext}").unlink(missing_ok=True)
+            continue
+        if not is_safe_id(item["id"]):
+            report["problems"].append({"id": item["id"], "reason": "unsafe id"})
+            continue
+        lq = Path(item["src_path"])
+        hq = run_dir / item["hq_path"]
+        lq_bytes = lq.read_bytes() if lq.is_file() else None
+        hq_bytes = hq.read_bytes() if hq.is_file() else None
+        if lq_bytes is None or sha256_bytes(lq_bytes) != item["lq_sha256"]:
+            report["problems"].append({"id": item["id"], "reason": f"LQ file missing or changed: {lq}"})
+            continue
+        if hq_bytes is None or sha256_bytes(hq_bytes) != item["hq_sha256"]:
+            report["problems"].append({"id": item["id"], "reason": f"HQ missing or not the recorded one: {hq}"})
+            continue
+        lq_dir = pair_dir(out, item["split"], item["category"], "lq")
+        hq_dir = pair_dir(out, item["split"], item["category"], "hq")
+        atomic_write(lq_dir / f"{item['id']}{item['lq_ext']}", lq_bytes)
+        atomic_write(hq_dir / f"{item['id']}{Path(item['hq_path']).suffix}", hq_bytes)
+        rows.append(metadata_row(item))
+        report["written"] += 1
+    _merge_metadata(out / METADATA_FILE, rows, dropped)
+    report["out"] = str(out)
+    return report
+
+
+def _merge_metadata(path: Path, rows: list[dict[str, Any]], dropped: set[str]) -> None:
+    ours = {r["id"] for r in rows} | dropped
+    kept = [r for r in read_jsonl(path) if str(r.get("id")) not in ours] if path.is_file() else []
+    text = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in kept + rows)
+    atomic_write(path, text.encode("utf-8"))
