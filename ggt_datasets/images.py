@@ -150,7 +150,7 @@ def inspect_image(path: str | os.PathLike, verify: str = "fast") -> ImageInfo:
     try:
         with Image.open(p) as img:
             fmt, mode, (w, h) = img.format or "", img.mode, img.size
-            orientation = _orientation(img)
+            orientation = exif_orientation(img)
             if verify == "full":
                 img.load()
         if verify != "full":
@@ -166,7 +166,7 @@ def inspect_image(path: str | os.PathLike, verify: str = "fast") -> ImageInfo:
     return ImageInfo(fmt, mode, w, h, orientation if 1 <= orientation <= 8 else 1)
 
 
-def _orientation(img: Image.Image) -> int:
+def exif_orientation(img: Image.Image) -> int:
     """EXIF orientation from the header. For PNG, Pillow's getexif() decodes the whole image to
     look for an eXIf chunk after the pixels; only one before them (in img.info) is read here."""
     try:
@@ -183,7 +183,7 @@ def _orientation(img: Image.Image) -> int:
 
 def _fast_integrity_check(path: Path, fmt: str, label: str) -> None:
     if fmt == "PNG":
-        _check_png_chunks(path.read_bytes(), label)
+        check_png_chunks(path.read_bytes(), label)
     elif fmt == "JPEG":
         with open(path, "rb") as f:
             f.seek(-min(path.stat().st_size, 1024), os.SEEK_END)
@@ -191,7 +191,7 @@ def _fast_integrity_check(path: Path, fmt: str, label: str) -> None:
                 raise ImageError(f"{label}: JPEG has no end-of-image marker; the file is truncated")
 
 
-def _check_png_chunks(data: bytes, label: str) -> None:
+def check_png_chunks(data: bytes, label: str = "<image bytes>") -> None:
     """Walk every PNG chunk and check its CRC, up to IEND: what Pillow's verify() does, in one read."""
     pos, view = 8, memoryview(data)
     while pos + 12 <= len(data):
@@ -217,22 +217,45 @@ def decode_rgb(data: bytes, name: str | None = None) -> np.ndarray:
     Example:
         >>> arr = decode_rgb(open("photo.png", "rb").read(), "photo.png")  # doctest: +SKIP
     """
+    arr, bgr = decode_rgb_or_bgr(data, name)
+    if bgr:
+        import cv2
+
+        return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)
+    return arr
+
+
+def decode_rgb_or_bgr(data: bytes, name: str | None = None) -> tuple[np.ndarray, bool]:
+    """`decode_rgb` without its last step: (pixels, True) when they are still in OpenCV's BGR order.
+
+    For callers that crop first and swap the channels of the crop only (the loaders).
+    """
     if _is_plain_png(data):
         import cv2  # a core dependency; imported here to keep `import ggt_datasets` light
 
         arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if arr is not None:
-            return cv2.cvtColor(arr, cv2.COLOR_BGR2RGB, dst=arr)
-    return load_rgb(data, name)
+            return arr, True
+    return load_rgb(data, name), False
 
 
 def _is_plain_png(data: bytes) -> bool:
     # IHDR is always the first chunk: bit depth at byte 24, colour type at byte 25.
-    return (
+    if not (
         len(data) > 33
         and data[:8] == b"\x89PNG\r\n\x1a\n"
         and data[12:16] == b"IHDR"
         and data[24] == 8
         and data[25] in (0, 2, 3, 4, 6)
-        and b"eXIf" not in data
-    )
+    ):
+        return False
+    # Walk the chunk headers (a few hundred at most; much cheaper than searching the bytes).
+    pos, end = 8, len(data)
+    while pos + 8 <= end:
+        length, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+        if kind == b"eXIf":
+            return False
+        if kind == b"IEND":
+            return True
+        pos += 12 + length
+    return False  # truncated: let Pillow report it

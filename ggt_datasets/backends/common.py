@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 
 from ggt_datasets.backends.base import TransientBackendError
-from ggt_datasets.images import ImageError, open_image
+from ggt_datasets.images import ImageError, check_png_chunks, exif_orientation, open_image
 
 
 def resolve_api_key(explicit: str | None, env_names: Iterable[str], backend: str) -> str:
@@ -51,18 +51,11 @@ def checked_image_size(data: bytes, what: str) -> tuple[int, int]:
     `images.inspect_image` does), which costs a fraction of a decode; other formats are decoded.
     A truncated or non-image answer is a fault of this one response: TransientBackendError.
     """
-    import io
-
-    from PIL import Image
-
     if not data:
         raise TransientBackendError(f"{what}: empty image bytes in the answer")
     try:
         if data[:8] == b"\x89PNG\r\n\x1a\n":
-            with Image.open(io.BytesIO(data)) as img:
-                img.verify()  # walks every chunk and checks its CRC
-            if data[-12:][4:8] != b"IEND":
-                raise ImageError(f"{what}: PNG has no IEND chunk; the image is truncated")
+            check_png_chunks(data, what)
         else:
             open_image(data, name=what)
         return image_dims(data, what)
@@ -84,17 +77,7 @@ def image_dims(data: bytes, what: str = "<image bytes>") -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data)) as img:
             w, h = img.size
-            try:
-                if img.format == "PNG":  # getexif() would inflate every pixel to find an eXIf chunk
-                    raw = img.info.get("exif")
-                    exif = Image.Exif()
-                    if raw:
-                        exif.load(raw)
-                else:
-                    exif = img.getexif()
-                orientation = int(exif.get(0x0112, 1) or 1)
-            except Exception:
-                orientation = 1
+            orientation = exif_orientation(img)
     except (UnidentifiedImageError, OSError) as err:
         raise ImageError(f"{what}: not an image Pillow can read ({err})") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
