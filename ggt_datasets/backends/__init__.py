@@ -23,6 +23,7 @@ from typing import Any
 from ggt_datasets.backends.base import (
     FINISH_BLOCKED,
     FINISH_OK,
+    JUDGE_FLAGS,
     VLM,
     BackendRequestError,
     BlockedError,
@@ -123,6 +124,7 @@ __all__ = [
     "FINISH_BLOCKED",
     "FINISH_OK",
     "GENERATORS",
+    "JUDGE_FLAGS",
     "VLM",
     "VLMS",
     "BackendRequestError",

@@ -70,13 +70,21 @@ class DegradationReport:
     notes: str = ""
 
 
+# The violation flags a VLM judge may set, the one list the judge instruction (vlm_common) and
+# QC (qc.config.FLAGS, vlm.reject_flags) use; a flag outside it counts as a violation in QC.
+JUDGE_FLAGS: tuple[str, ...] = (
+    "scene_replaced", "objects_added", "objects_removed", "text_changed", "identity_changed",
+    "colour_changed", "geometry_changed",
+)
+
+
 @dataclass
 class JudgeResult:
     """A VLM judge's verdict on an (LQ, HQ) pair; score = sqrt(D * F)."""
 
     degradation_removal: float  # D, 0-100
     fidelity: float  # F, 0-100
-    flags: list[str] = field(default_factory=list)  # e.g. ["objects_added", "text_changed"]
+    flags: list[str] = field(default_factory=list)  # names from JUDGE_FLAGS
     rationale: str = ""
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, ValidationError
 
 from ggt_datasets.backends.base import (
+    JUDGE_FLAGS,
     DegradationReport,
     JudgeResult,
     QualityRating,
@@ -34,7 +35,7 @@ class PromptAnswer(BaseModel):
 class JudgeAnswer(BaseModel):
     degradation_removal: float = Field(description="D, 0-100: how fully the degradations are gone")
     fidelity: float = Field(description="F, 0-100: how faithfully content, identity, text are kept")
-    flags: list[str] = Field(description="violations, e.g. objects_added, text_changed")
+    flags: list[str] = Field(description="violations, any of: " + ", ".join(JUDGE_FLAGS))
     rationale: str = ""
 
 
@@ -59,7 +60,7 @@ JUDGE_INSTRUCTION = (
     "The first image is a degraded photo (LQ), the second its restoration (HQ). Score, from 0 to "
     "100, degradation removal D (how fully the degradations are gone) and content fidelity F (how "
     "faithfully content, identity, text, layout and colours are kept), and flag violations "
-    "(objects_added, objects_removed, text_changed, identity_changed, colour_shift, geometry_shift). "
+    "(" + ", ".join(JUDGE_FLAGS) + "). "
     "Criteria: {criteria}. Answer in JSON."
 )
 RATE_INSTRUCTION = (

@@ -22,12 +22,11 @@ from typing import Any
 import yaml
 
 from ggt_datasets import schema
+from ggt_datasets.backends.base import JUDGE_FLAGS
 from ggt_datasets.qc.gates import GATE_NAMES
 
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("default_thresholds.yaml")
-FLAGS: tuple[str, ...] = (
-    "scene_replaced", "objects_added", "objects_removed", "text_changed", "identity_changed", "colour_changed",
-)
+FLAGS: tuple[str, ...] = JUDGE_FLAGS  # the judge's flag names, defined once with the backends
 
 
 @dataclass

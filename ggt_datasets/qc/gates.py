@@ -12,6 +12,8 @@ the HQ brought to the LQ's size (area interpolation) with the LQ:
 | chroma_drift     | lower  | mean CIELAB |(a,b)_HQ - (a,b)_LQ| / 100 after a low-pass (short side 32) |
 | hue_shift        | lower  | mean |c_LQ| sin(angle(c_LQ, c_HQ)), c = rgb - mean(rgb), short side 32   |
 | wb_shift         | lower  | max |k_c - mean k| of LQ_c = g HQ_c + k_c (one gain g), short side 32    |
+| wb_gain          | lower  | |chroma of log a_c| / g of LQ_c = a_c HQ_c^g (one tone curve), side 32  |
+| illuminant_added | lower  | gray-edge illuminant of HQ off the segment [LQ's, grey], log-chroma     |
 | lowfreq_corr     | higher | Pearson correlation of heavily low-passed luma (short side 16)           |
 | local_corr       | higher | lowest Pearson r over 8x8 tiles of blurred luma (short side 256)         |
 | detail_gain      | higher | log(RMS of DoG(1, 2) of HQ luma / that of LQ luma) at LQ size            |
@@ -59,6 +61,8 @@ GATES: tuple[Gate, ...] = (
     Gate("chroma_drift", False, "mean CIELAB chroma (a,b) difference / 100 of low-passed images"),
     Gate("hue_shift", False, "chroma direction change weighted by LQ chroma (colour cast)"),
     Gate("wb_shift", False, "per-channel offset left after a common-gain fit LQ = g HQ + k_c (cast)"),
+    Gate("wb_gain", False, "per-channel gain left after a common tone-curve fit LQ = a_c HQ^g (cast, tint)"),
+    Gate("illuminant_added", False, "HQ's illuminant neither the LQ's nor grey nor between (a new cast)"),
     Gate("lowfreq_corr", True, "correlation of heavily low-passed luma (scene layout)"),
     Gate("local_corr", True, "lowest per-tile correlation of low-passed luma (inserted object, text)"),
     Gate("detail_gain", True, "log ratio of fine-detail energy, HQ over LQ (over-smoothing)"),
@@ -164,6 +168,68 @@ def wb_shift(lq: np.ndarray, hq: np.ndarray, short: int = 32, floor: float = 0.0
     g = (da * db).sum() / max((db * db).sum(), 1e-9)
     k = a.mean(0) - g * b.mean(0)
     return float(np.abs(k - k.mean()).max())
+
+
+# orthonormal basis of the log-RGB plane orthogonal to grey: a per-channel gain is a translation here
+_LOG_CHROMA = np.array([[1, -1, 0], [1, 1, -2]], np.float64) / np.array([[np.sqrt(2)], [np.sqrt(6)]])
+
+
+def wb_gain(lq: np.ndarray, hq: np.ndarray, short: int = 32, floor: float = 0.06) -> float:
+    """White-balance gain between LQ and HQ that one common tone curve cannot explain.
+
+    Both images are area-shrunk to `short` px (noise averages out) and taken to [0, 1]; on pixels
+    neither dark nor clipped the model log LQ_c = g log HQ_c + log a_c (LQ_c = a_c HQ_c^g: one
+    exponent g for all channels, i.e. exposure and gamma, plus a per-channel gain a_c) is fitted by
+    least squares. The score is the length of log a / g projected off the grey axis: the HQ's
+    white balance relative to the LQ's, in natural-log units of HQ gain (0.1 ~ a 10% channel gain).
+    A low-light tint of t in linear light shows as log(t) / 2.2 (gamma), a cast on the HQ at full
+    size, which is why this separates a removed sensor tint from an added cast where wb_shift
+    (linear model) cannot. A sepia or an airlight is not a gain: off for old_photo and haze.
+    Dark LQs (low light) with too few pixels above `floor` are retried at floor / 3 (darker than
+    that the logs are noise: the score is 0, the gate cannot tell).
+    """
+    a, b = (_shrink(x, short).reshape(-1, 3).astype(np.float64) / 255.0 for x in (lq, hq))
+    for fl in (floor, floor / 3):
+        keep = (a.min(1) > fl) & (b.min(1) > fl) & (a.max(1) < 0.97) & (b.max(1) < 0.97)
+        if keep.sum() >= 20:
+            break
+    else:
+        return 0.0  # too dark or too clipped to tell
+    la, lb = np.log(a[keep]), np.log(b[keep])
+    da, db = la - la.mean(0), lb - lb.mean(0)
+    g = max(float((da * db).sum() / max((db * db).sum(), 1e-9)), 0.2)  # floor: flat HQ, no tone to fit
+    k = la.mean(0) - g * lb.mean(0)
+    return float(np.linalg.norm(_LOG_CHROMA @ k) / g)
+
+
+def gray_edge_illuminant(img: np.ndarray, short: int = 128) -> np.ndarray:
+    """Log-chromaticity (2-vector, 0 = grey) of the gray-edge illuminant estimate (p = 2).
+
+    Gray edge (van de Weijer et al. 2007): the RMS of each channel's gradient magnitude, on the
+    image area-shrunk to `short` px and blurred (sigma 1), over pixels neither dark nor clipped.
+    Gradients ignore additive veils (haze airlight, fading), so these leave the estimate alone.
+    """
+    a = _shrink(img, short).astype(np.float32) / 255.0
+    valid = cv2.erode(((a.max(-1) < 0.97) & (a.min(-1) > 0.02)).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    b = cv2.GaussianBlur(a, (0, 0), 1.0)
+    grad = np.sqrt(cv2.Sobel(b, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(b, cv2.CV_32F, 0, 1) ** 2)
+    px = grad[valid] if valid.sum() > 20 else grad.reshape(-1, 3)
+    e = np.sqrt((px.astype(np.float64) ** 2).mean(0))
+    return _LOG_CHROMA @ np.log(np.maximum(e, 1e-6))
+
+
+def illuminant_added(lq: np.ndarray, hq: np.ndarray, short: int = 128) -> float:
+    """How far the HQ's illuminant lies from anything a restoration could justify (a new cast).
+
+    A restoration may keep the LQ's white balance, neutralise it, or go part of the way; so the
+    HQ's gray-edge illuminant (log-chromaticity, where a channel gain is a translation) should lie
+    on the segment from the LQ's illuminant to grey. The score is its distance from that segment.
+    A cast in any other direction is new; scenes whose own colour biases the estimate (a red
+    retina) score high too, so it is on only where needed (haze; see the thresholds).
+    """
+    p, q = gray_edge_illuminant(hq, short), gray_edge_illuminant(lq, short)
+    t = float(np.clip(p @ q / (q @ q), 0.0, 1.0)) if q @ q > 1e-12 else 0.0
+    return float(np.linalg.norm(p - t * q))
 
 
 def lowfreq_corr(lq_gray: np.ndarray, hq_gray: np.ndarray, short: int = 16) -> float:
@@ -288,6 +354,8 @@ def metric_scores(lq: np.ndarray, hq: np.ndarray, scales: tuple[float, ...] = (1
         "chroma_drift": chroma_drift(lq, hq_small),
         "hue_shift": hue_shift(lq, hq_small),
         "wb_shift": wb_shift(lq, hq_small),
+        "wb_gain": wb_gain(lq, hq_small),
+        "illuminant_added": illuminant_added(lq, hq_small),
         "lowfreq_corr": lowfreq_corr(lq_y, hq_y),
         "detail_gain": detail_gain(lq_y, hq_y),
         "local_corr": local_corr(lq_y, hq_y),

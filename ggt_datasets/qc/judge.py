@@ -69,15 +69,13 @@ class JudgeCache:
         self.db.close()
 
 
-# Other spellings a judge (or a backend's own instruction) may use -> our flag names.
-FLAG_ALIASES = {"colour_shift": "colour_changed", "color_shift": "colour_changed", "color_changed": "colour_changed",
-                "content_changed": "scene_replaced", "scene_changed": "scene_replaced", "object_added": "objects_added",
-                "object_removed": "objects_removed", "face_changed": "identity_changed"}
-
-
 def verdict_dict(result: JudgeResult) -> dict[str, Any]:
-    """The stored form of a JudgeResult: vlm_d, vlm_f, vlm_score, vlm_flags, vlm_rationale."""
-    flags = sorted({FLAG_ALIASES.get(str(f).strip().lower(), str(f).strip().lower()) for f in result.flags if str(f).strip()})
+    """The stored form of a JudgeResult: vlm_d, vlm_f, vlm_score, vlm_flags, vlm_rationale.
+
+    Flags are the names of backends.JUDGE_FLAGS (the instruction lists them); any other name is
+    kept as written (lower case) and counts as a violation in vlm_reasons.
+    """
+    flags = sorted({str(f).strip().lower() for f in result.flags if str(f).strip()})
     return {"vlm_d": float(result.degradation_removal), "vlm_f": float(result.fidelity),
             "vlm_score": round(result.score, 4), "vlm_flags": flags, "vlm_rationale": result.rationale}
 

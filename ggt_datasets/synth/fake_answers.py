@@ -194,7 +194,7 @@ def json_answer(schema: dict[str, Any], images: list[bytes], text: str) -> dict[
     arrays = [load_rgb(b) for b in images]
     if "degradation_removal" in props and len(arrays) >= 2:
         d, f = judge_scores(arrays[0], arrays[1])
-        flags = ["content_changed"] if f < 30 else []
+        flags = ["scene_replaced"] if f < 30 else []  # a name from backends.base.JUDGE_FLAGS
         return {"degradation_removal": d, "fidelity": f, "flags": flags, "rationale": "fake judge: statistics"}
     if "quality" in props and arrays:
         fid = judge_scores(arrays[0], arrays[-1])[1] if len(arrays) >= 2 else None

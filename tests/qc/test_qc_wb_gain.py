@@ -1,0 +1,113 @@
+"""Colour-cast gates on real photos (wb_gain, illuminant_added) and the judge's one list of flag names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import real_photo
+
+from ggt_datasets.backends.base import JUDGE_FLAGS
+from ggt_datasets.degrade import degrade
+from ggt_datasets.qc.config import FLAGS, load_config
+from ggt_datasets.qc.faults import faithful_variant
+from ggt_datasets.qc.gates import metric_scores, wb_gain
+from ggt_datasets.qc.pipeline import metric_reasons
+
+CONFIG = load_config()
+NAMES = ("astronaut", "coffee", "motorcycle_left")
+
+
+def cast(img: np.ndarray, hue_deg: float, strength: float) -> np.ndarray:
+    """Per-channel gains pulling toward a hue (a white-balance error)."""
+    gains = 1 + strength * np.cos(np.radians(hue_deg) - np.array([0, 2 * np.pi / 3, 4 * np.pi / 3]))
+    return np.clip(img.astype(np.float32) * gains + 0.5, 0, 255).astype(np.uint8)
+
+
+def lab_shift(img: np.ndarray, hue_deg: float, amount: float) -> np.ndarray:
+    """A cast made differently: a constant (a*, b*) offset in CIELAB."""
+    import cv2
+
+    lab = cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    lab[..., 1] += amount * np.cos(np.radians(hue_deg))
+    lab[..., 2] += amount * np.sin(np.radians(hue_deg))
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def failed(lq: np.ndarray, hq: np.ndarray, category: str) -> set[str]:
+    return {r.split(" ")[0] for r in metric_reasons(metric_scores(lq, hq, CONFIG.scales), category, CONFIG)}
+
+
+@pytest.fixture(scope="module")
+def lows() -> list[tuple[str, np.ndarray, dict[str, np.ndarray]]]:
+    """(name, clean photo, category -> LQ) for old_photo and low_light."""
+    rng = np.random.default_rng(7)
+    out = []
+    for name in NAMES:
+        clean = real_photo(name, 288)
+        out.append((name, clean, {cat: degrade(clean, cat, rng) for cat in ("old_photo", "low_light")}))
+    return out
+
+
+def test_tone_curve_and_exposure_are_not_a_cast(photo):
+    x = photo.astype(np.float64) / 255
+    darker = np.clip(255 * 0.3 * x**1.8 + 0.5, 0, 255).astype(np.uint8)  # exposure and gamma, same for every channel
+    assert wb_gain(darker, photo) < 0.03
+    # gains (1.2, 0.9, 0.9) show up as the length of log(gains) off the grey axis (clipping lowers it a bit)
+    log_g = np.log([1.2, 0.9, 0.9])
+    assert wb_gain(photo, cast(photo, 0, 0.2)) == pytest.approx(np.linalg.norm(log_g - log_g.mean()), abs=0.03)
+
+
+def test_faithful_old_photo_and_low_light_pass_every_gate(lows):
+    rng = np.random.default_rng(0)
+    for name, clean, lqs in lows:
+        for cat, lq in lqs.items():
+            assert failed(lq, clean, cat) == set(), (name, cat)
+            assert failed(lq, faithful_variant(clean, rng), cat) == set(), (name, cat)
+
+
+@pytest.mark.parametrize("hue", [0, 60, 120, 180, 240, 300])
+def test_low_light_casts_of_any_hue_fail_wb_gain(lows, hue):
+    for name, clean, lqs in lows:
+        assert "wb_gain" in failed(lqs["low_light"], cast(clean, hue, 0.2), "low_light"), (name, hue)
+
+
+@pytest.mark.parametrize("hue", [30, 150, 270])
+def test_casts_on_a_mixed_lq_fail(hue):
+    clean = real_photo("chelsea", 288)
+    lq = degrade(clean, "mixed", np.random.default_rng(5))
+    assert "wb_gain" in failed(lq, cast(clean, hue, 0.2), "mixed")
+    assert "wb_gain" in failed(lq, lab_shift(clean, hue, 15.0), "mixed")  # a cast that is not a gain
+    assert failed(lq, clean, "mixed") == set()
+
+
+def test_one_list_of_judge_flags():
+    from ggt_datasets.backends import vlm_common
+
+    assert FLAGS == JUDGE_FLAGS and "geometry_changed" in JUDGE_FLAGS
+    assert set(CONFIG.vlm.reject_flags) == set(JUDGE_FLAGS)
+    assert all(f in vlm_common.JUDGE_INSTRUCTION for f in JUDGE_FLAGS)
+    assert "colour_shift" not in vlm_common.JUDGE_INSTRUCTION
+
+
+@pytest.mark.parametrize("hue", [0, 60, 120, 180, 240, 300])
+def test_strong_haze_casts_fail_illuminant_added(hue):
+    """The airlight is additive, so the gray-edge illuminant of a faithful dehazed HQ stays put.
+
+    Only strong casts (gains 1 +- 0.3) clear its threshold; a 0.2 cast scores about 0.19-0.23,
+    just under it (the margin to colourful faithful scenes is thin; see the thresholds).
+    """
+    rng = np.random.default_rng(11)
+    for name in ("astronaut", "motorcycle_left"):
+        clean = real_photo(name, 288)
+        lq = degrade(clean, "haze", rng)
+        assert failed(lq, clean, "haze") == set(), name
+        assert "illuminant_added" in failed(lq, cast(clean, hue, 0.3), "haze"), (name, hue)
+
+
+def test_illuminant_added_is_zero_for_kept_or_neutralised_balance(photo):
+    from ggt_datasets.qc.gates import illuminant_added
+
+    tinted = cast(photo, 200, 0.15)
+    assert illuminant_added(tinted, tinted) == pytest.approx(0.0, abs=1e-6)  # balance kept
+    assert illuminant_added(tinted, photo) < 0.05  # the LQ's tint removed
+    assert illuminant_added(photo, cast(photo, 60, 0.2)) > 0.2  # a new cast
