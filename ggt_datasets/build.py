@@ -65,48 +65,53 @@ def parse_size(text: str | int) -> int:
 
 @dataclass
 class CheckedPair:
+    """A pair after validation: its files' bytes and header info, or the problem found."""
+
     pair: RawPair
     lq: ImageInfo | None = None
     hq: ImageInfo | None = None
+    lq_bytes: bytes = b""
+    hq_bytes: bytes = b""
     problem: Problem | None = None
 
 
 def check_pair(pair: RawPair, verify: str = "fast") -> CheckedPair:
-    """Validate one pair: both files present and readable, sane sizes, HQ = s x LQ for integer s."""
+    """Validate one pair, reading each file once: both present and readable, sane sizes,
+    HQ = s x LQ for an integer s. The bytes read are kept for writing."""
     def bad(path: Path | str, reason: str) -> CheckedPair:
         return CheckedPair(pair, problem=Problem(str(path), reason, pair.id, pair.split, pair.category))
 
     if pair.hq is None:
         return bad(pair.lq.parent.parent / "hq" / f"{pair.id}.png", "missing HQ file (no file with this id in hq/)")
     try:
-        lq, hq = inspect_image(pair.lq, verify), inspect_image(pair.hq, verify)
+        lq_bytes, hq_bytes = pair.lq.read_bytes(), pair.hq.read_bytes()
+        lq = inspect_image(lq_bytes, verify, name=str(pair.lq))
+        hq = inspect_image(hq_bytes, verify, name=str(pair.hq))
     except ImageError as err:
         return bad(str(err).split(": ", 1)[0], str(err).split(": ", 1)[-1])
+    except OSError as err:
+        return bad(err.filename or pair.lq, f"cannot read file ({err.strerror})")
     for path, info in ((pair.lq, lq), (pair.hq, hq)):
         if min(info.size) < MIN_SIDE or max(info.size) > MAX_SIDE:
             return bad(path, f"size {info.width}x{info.height} outside {MIN_SIDE}..{MAX_SIDE} px")
     scale = hq.width // lq.width
     if scale < 1 or hq.width != scale * lq.width or hq.height != scale * lq.height:
         return bad(pair.hq, f"HQ {hq.width}x{hq.height} is neither the LQ size {lq.width}x{lq.height} nor an integer multiple of it")
-    return CheckedPair(pair, lq, hq)
+    return CheckedPair(pair, lq, hq, lq_bytes, hq_bytes)
 
 
-def _check(args: tuple[RawPair, str]) -> CheckedPair:
-    return check_pair(*args)
-
-
-def _image_cell(path: Path, info: ImageInfo, item_id: str, converted: list[dict]) -> dict:
+def _image_cell(path: Path, data: bytes, info: ImageInfo, item_id: str, converted: list[dict]) -> dict:
     """{"bytes", "path"} for the parquet Image column: the file as stored, or RGB PNG when it must be converted."""
     if info.stored_as_is:
-        return {"bytes": path.read_bytes(), "path": f"{item_id}{path.suffix.lower()}"}
+        return {"bytes": data, "path": f"{item_id}{path.suffix.lower()}"}
     converted.append({"path": str(path), "mode": info.mode, "exif_orientation": info.orientation})
-    return {"bytes": encode_png(to_rgb(open_image(path))), "path": f"{item_id}.png"}
+    return {"bytes": encode_png(to_rgb(open_image(data, str(path)))), "path": f"{item_id}.png"}
 
 
 def _row(c: CheckedPair, qc: dict, converted: list[dict]) -> dict:
     meta = dict(c.pair.metadata)
-    row = {schema.ID: c.pair.id, schema.LQ: _image_cell(c.pair.lq, c.lq, c.pair.id, converted),
-           schema.HQ: _image_cell(c.pair.hq, c.hq, c.pair.id, converted),
+    row = {schema.ID: c.pair.id, schema.LQ: _image_cell(c.pair.lq, c.lq_bytes, c.lq, c.pair.id, converted),
+           schema.HQ: _image_cell(c.pair.hq, c.hq_bytes, c.hq, c.pair.id, converted),
            schema.CATEGORY: schema.CATEGORIES.index(c.pair.category)}
     for name in schema.PROVENANCE_COLUMNS:
         value = meta.pop(name, None)
@@ -123,45 +128,80 @@ def _row(c: CheckedPair, qc: dict, converted: list[dict]) -> dict:
     return row
 
 
-def _fingerprint(pairs: list[CheckedPair], qc: dict[tuple, dict]) -> str:
-    h = hashlib.sha256(BUILD_VERSION.encode())
-    for c in pairs:
-        for path in (c.pair.lq, c.pair.hq):
+def _fingerprint(pairs: list[RawPair], qc: dict[tuple, dict], verify: str) -> str:
+    h = hashlib.sha256(f"{BUILD_VERSION}|{verify}".encode())
+    for pair in pairs:
+        for path in (pair.lq, pair.hq):
             st = path.stat()
             h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}|".encode())
-        h.update(json.dumps([c.pair.id, c.pair.metadata, qc.get(c.pair.key, {}).get("scores")], sort_keys=True, default=str).encode())
+        h.update(json.dumps([pair.id, pair.metadata, qc.get(pair.key, {}).get("scores")], sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
-def _write_shard(path: Path, pairs: list[CheckedPair], qc: dict[tuple, dict], converted: list[dict]) -> None:
+@dataclass
+class ShardJob:
+    """One parquet shard to write: where, which pairs, and how to check them."""
+
+    path: Path
+    pairs: list[RawPair]
+    qc: dict[tuple, dict]
+    verify: str
+    strict: bool
+
+
+@dataclass
+class ShardResult:
+    rows: int = 0
+    skipped: list[dict] = field(default_factory=list)
+    converted: list[dict] = field(default_factory=list)
+
+
+def write_shard(job: ShardJob) -> ShardResult:
+    """Check each pair of the shard and stream the good ones into job.path (temp file, then rename).
+
+    A shard left with no good pair is not written. With job.strict the first bad pair raises
+    BadInputError naming the file.
+    """
     arrow_schema = schema.FEATURES.arrow_schema.with_metadata(
         {"huggingface": json.dumps({"info": {"features": schema.FEATURES.to_dict()}})})
-    tmp = path.with_name(path.name + ".tmp")
     small_columns = [name for name in schema.FEATURES if name not in (schema.LQ, schema.HQ)]
+    result, rows, size = ShardResult(), [], 0
+    tmp = job.path.with_name(job.path.name + ".tmp")
     # Image bytes are PNG/JPEG already: compressing, dictionary-encoding or taking min/max
     # statistics of them costs time and gains nothing.
     with pq.ParquetWriter(tmp, arrow_schema, compression="NONE", use_dictionary=small_columns,
                           write_statistics=small_columns) as writer:
-        rows, size = [], 0
-        for c in pairs:
-            rows.append(_row(c, qc.get(c.pair.key, {}), converted))
+        for pair in job.pairs:
+            c = check_pair(pair, job.verify)
+            if c.problem is not None:
+                if job.strict:
+                    raise BadInputError(f"{c.problem.path}: {c.problem.reason} (--strict stops at the first bad pair; drop it to skip and report)")
+                result.skipped.append(c.problem.as_dict())
+                continue
+            rows.append(_row(c, job.qc.get(pair.key, {}), result.converted))
+            result.rows += 1
             size += len(rows[-1][schema.LQ]["bytes"]) + len(rows[-1][schema.HQ]["bytes"])
             if size >= ROW_GROUP_BYTES:
                 writer.write_table(pa.Table.from_pylist(rows, schema=arrow_schema))
                 rows, size = [], 0
         if rows:
             writer.write_table(pa.Table.from_pylist(rows, schema=arrow_schema))
-    os.replace(tmp, path)
+    if result.rows:
+        os.replace(tmp, job.path)
+    else:
+        tmp.unlink()
+        job.path.unlink(missing_ok=True)
+    return result
 
 
-def _plan_shards(pairs: list[CheckedPair], max_bytes: int) -> list[list[CheckedPair]]:
+def _plan_shards(pairs: list[RawPair], max_bytes: int) -> list[list[RawPair]]:
     shards, current, size = [], [], 0
-    for c in pairs:
-        n = c.pair.lq.stat().st_size + c.pair.hq.stat().st_size
+    for pair in pairs:
+        n = pair.lq.stat().st_size + pair.hq.stat().st_size
         if current and size + n > max_bytes:
             shards.append(current)
             current, size = [], 0
-        current.append(c)
+        current.append(pair)
         size += n
     return shards + ([current] if current else [])
 
@@ -216,62 +256,65 @@ def build_dataset(raw: str | os.PathLike, out: str | os.PathLike, *, max_shard_s
         raise ValueError(f"--out {out} must not be the raw folder or inside its split folders")
     pairs, problems = scan_raw(raw)
     report = BuildReport(str(raw), str(out), pairs_found=len(pairs))
+
+    # Problems found without reading any image: unusable files, metadata, duplicate ids, no HQ.
     meta_problems = {p.id: p for p in problems if p.id and Path(p.path).name == "metadata.jsonl"}
+    qc, seen, candidates = _qc_decisions(raw), {}, []
+    for pair in pairs:
+        if pair.id in meta_problems:
+            continue  # its metadata row is already reported
+        elif (pair.split, pair.id) in seen:
+            problems.append(Problem(str(pair.lq), f"id {pair.id!r} also used in {seen[(pair.split, pair.id)]}/; ids must be unique in a split", pair.id, pair.split, pair.category))
+        elif pair.hq is None:
+            problems.append(check_pair(pair).problem)
+        elif not include_rejected and _decision(qc.get(pair.key, qc.get((None, None, pair.id), {}))) == "reject":
+            report.rejected_by_qc.append({"id": pair.id, "split": pair.split, "category": pair.category})
+        else:
+            seen[(pair.split, pair.id)] = pair.category
+            candidates.append(pair)
     if strict and problems:
         p = problems[0]
         raise BadInputError(f"{p.path}: {p.reason} (--strict stops at the first bad input; drop it to skip and report)")
     report.skipped += [p.as_dict() for p in problems]
 
-    qc = _qc_decisions(raw)
-    checked: list[CheckedPair] = []
-    seen: dict[tuple[str, str], str] = {}
-    processes = num_proc or min(os.cpu_count() or 1, 8)
-    jobs = [(p, verify) for p in pairs]
-    ctx = multiprocessing.get_context("spawn" if os.name == "nt" else "fork")
-    with ctx.Pool(processes) if processes > 1 and len(jobs) > 16 else _InlinePool() as pool:
-        for c in tqdm(pool.imap(_check, jobs, chunksize=16), total=len(jobs), desc="ggt build: checking", unit="pair", disable=not progress):
-            if c.problem is None and c.pair.id in meta_problems:
-                c.problem = meta_problems[c.pair.id]
-            if c.problem is None and (c.pair.split, c.pair.id) in seen:
-                c.problem = Problem(str(c.pair.lq), f"id {c.pair.id!r} also used in {seen[(c.pair.split, c.pair.id)]}/; ids must be unique in a split", c.pair.id, c.pair.split, c.pair.category)
-            if c.problem is not None:
-                if strict:
-                    raise BadInputError(f"{c.problem.path}: {c.problem.reason} (--strict stops at the first bad pair; drop it to skip and report)")
-                report.skipped.append(c.problem.as_dict())
-                continue
-            seen[(c.pair.split, c.pair.id)] = c.pair.category
-            if not include_rejected and _decision(qc.get(c.pair.key, qc.get((None, None, c.pair.id), {}))) == "reject":
-                report.rejected_by_qc.append({"id": c.pair.id, "split": c.pair.split, "category": c.pair.category})
-                continue
-            checked.append(c)
-
+    # Plan shards from file sizes, then write the ones whose inputs changed, in parallel.
     manifest_path = out / MANIFEST
     old_manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    manifest, planned = {}, []
+    manifest, jobs = {}, []
     for cat in schema.CATEGORIES:
         for split in schema.SPLITS:
-            group = [c for c in checked if c.pair.category == cat and c.pair.split == split]
-            shards = _plan_shards(group, max_bytes)
+            shards = _plan_shards([p for p in candidates if p.category == cat and p.split == split], max_bytes)
             for i, shard in enumerate(shards):
                 rel = f"data/{cat}/{split}-{i:05d}-of-{len(shards):05d}.parquet"
-                planned.append((rel, shard))
-            if group:
-                report.counts.setdefault(cat, {})[split] = len(group)
-    (out / "data").mkdir(parents=True, exist_ok=True)
-    for rel, shard in tqdm(planned, desc="ggt build: writing", unit="shard", disable=not progress):
-        fingerprint = _fingerprint(shard, qc)
-        manifest[rel] = fingerprint
-        if old_manifest.get(rel) == fingerprint and (out / rel).is_file():
-            report.shards_reused += 1
-        else:
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            _write_shard(out / rel, shard, qc, report.converted)
+                entry = {"fingerprint": _fingerprint(shard, qc, verify), "category": cat, "split": split}
+                old = old_manifest.get(rel) if isinstance(old_manifest.get(rel), dict) else {}
+                if old.get("fingerprint") == entry["fingerprint"] and (out / rel).is_file() == bool(old.get("rows")):
+                    manifest[rel] = old
+                    report.shards_reused += 1
+                else:
+                    manifest[rel] = entry
+                    jobs.append((rel, ShardJob(out / rel, shard, qc, verify, strict)))
+    for rel, job in jobs:
+        job.path.parent.mkdir(parents=True, exist_ok=True)
+    processes = min(num_proc or os.cpu_count() or 1, len(jobs), 8)
+    ctx = multiprocessing.get_context("spawn" if os.name == "nt" else "fork")
+    with ctx.Pool(processes) if processes > 1 else _InlinePool() as pool:
+        results = pool.imap(write_shard, [job for _, job in jobs])
+        for (rel, _), result in tqdm(zip(jobs, results), total=len(jobs), desc="ggt build", unit="shard", disable=not progress):
+            manifest[rel].update(rows=result.rows, skipped=result.skipped, converted=result.converted)
             report.shards_written += 1
-        report.pairs_written += len(shard)
-    for stale in (out / "data").rglob("*.parquet"):
+    for rel, entry in manifest.items():
+        report.pairs_written += entry["rows"]
+        report.skipped += entry["skipped"]
+        report.converted += entry["converted"]
+        if entry["rows"]:
+            per_cat = report.counts.setdefault(entry["category"], {})
+            per_cat[entry["split"]] = per_cat.get(entry["split"], 0) + entry["rows"]
+    for stale in (out / "data").rglob("*.parquet") if (out / "data").is_dir() else []:
         if stale.relative_to(out).as_posix() not in manifest:
             stale.unlink()
-    report.counts = {schema.DEFAULT_CONFIG: {s: sum(c.get(s, 0) for c in report.counts.values()) for s in schema.SPLITS}, **report.counts}
+    report.counts = {schema.DEFAULT_CONFIG: {s: sum(c.get(s, 0) for c in report.counts.values()) for s in schema.SPLITS},
+                     **{c: report.counts[c] for c in schema.CATEGORIES if c in report.counts}}
     write_dataset_card(out, report.counts, repo_id=repo_id or out.name, converted=len(report.converted))
     (out / REPORT).write_text(json.dumps(report.__dict__, indent=2))
     manifest_path.write_text(json.dumps(manifest, indent=1))

@@ -134,27 +134,31 @@ class ImageInfo:
         return self.mode == "RGB" and self.orientation == 1
 
 
-def inspect_image(path: str | os.PathLike, verify: str = "fast") -> ImageInfo:
+def inspect_image(source: str | os.PathLike | bytes, verify: str = "fast", name: str | None = None) -> ImageInfo:
     """Read an image's header and check its integrity without keeping the pixels.
 
-    verify="fast" checks what can be checked without decoding the pixels (PNG chunk CRCs and
-    the end marker, the JPEG end-of-image marker); verify="full" decodes every pixel.
-    Raises ImageError naming the file.
+    `source` is a path or the file's bytes (then `name` labels errors). verify="fast" checks
+    what can be checked without decoding the pixels (PNG chunk CRCs up to IEND, the JPEG
+    end-of-image marker); verify="full" decodes every pixel. Raises ImageError naming the file.
     """
-    label = os.fspath(path)
-    p = Path(path)
-    if not p.is_file():
-        raise ImageError(f"{label}: file not found")
-    if p.stat().st_size == 0:
+    label = _label(source, name)
+    if isinstance(source, bytes):
+        data = source
+    else:
+        p = Path(source)
+        if not p.is_file():
+            raise ImageError(f"{label}: file not found")
+        data = p.read_bytes()
+    if not data:
         raise ImageError(f"{label}: empty file (0 bytes)")
     try:
-        with Image.open(p) as img:
+        with Image.open(io.BytesIO(data)) as img:
             fmt, mode, (w, h) = img.format or "", img.mode, img.size
             orientation = exif_orientation(img)
             if verify == "full":
                 img.load()
         if verify != "full":
-            _fast_integrity_check(p, fmt, label)
+            _fast_integrity_check(data, fmt, label)
     except UnidentifiedImageError:
         raise ImageError(f"{label}: not an image Pillow can read (PNG, JPEG, WEBP expected)")
     except Image.DecompressionBombError as err:
@@ -181,14 +185,11 @@ def exif_orientation(img: Image.Image) -> int:
         return 1
 
 
-def _fast_integrity_check(path: Path, fmt: str, label: str) -> None:
+def _fast_integrity_check(data: bytes, fmt: str, label: str) -> None:
     if fmt == "PNG":
-        check_png_chunks(path.read_bytes(), label)
-    elif fmt == "JPEG":
-        with open(path, "rb") as f:
-            f.seek(-min(path.stat().st_size, 1024), os.SEEK_END)
-            if b"\xff\xd9" not in f.read():
-                raise ImageError(f"{label}: JPEG has no end-of-image marker; the file is truncated")
+        check_png_chunks(data, label)
+    elif fmt == "JPEG" and b"\xff\xd9" not in data[-1024:]:
+        raise ImageError(f"{label}: JPEG has no end-of-image marker; the file is truncated")
 
 
 def check_png_chunks(data: bytes, label: str = "<image bytes>") -> None:
