@@ -77,6 +77,22 @@ def model_prices(cfg: dict[str, Any], model: str, override: dict | None = None) 
         raise ValueError(f"prices for {model!r} must map names to numbers, got {prices!r}") from None
 
 
+def client_settings(cfg: dict[str, Any], kind: str, name: str, model: str | None, base_url: str | None,
+                    timeout: float | None, prices: dict | None) -> tuple[dict[str, Any], str, str | None, float, dict[str, float]]:
+    """(section, model, base_url, timeout, prices) of an API client: arguments over models.yaml.
+
+    Raises ValueError when no model is known or the timeout is not positive.
+    """
+    sec = section(cfg, kind, name)
+    model = model or sec.get("model")
+    if not model:
+        raise ValueError(f"no model for {name} {kind}: pass model=... or set it in models.yaml")
+    timeout = float(timeout if timeout is not None else sec.get("timeout", 120.0))
+    if timeout <= 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    return sec, model, base_url or sec.get("base_url"), timeout, model_prices(cfg, model, prices)
+
+
 def ratio_value(ratio: str) -> float:
     """'16:9' -> 1.777..."""
     w, h = ratio.split(":")

@@ -98,16 +98,9 @@ class _GeminiBase:
         genai = require("google.genai", "synth")
         types = require("google.genai.types", "synth")
         self._cfg = cfgmod.load_config(config_path)
-        sec = cfgmod.section(self._cfg, self.kind, "gemini")
-        self.model = model or sec.get("model")
-        if not self.model:
-            raise ValueError(f"no model for gemini {self.kind}: pass model=... or set it in models.yaml")
-        self.base_url = base_url or sec.get("base_url")
+        sec, self.model, self.base_url, self.timeout, self.prices = cfgmod.client_settings(
+            self._cfg, self.kind, "gemini", model, base_url, timeout, prices)
         self.api_version = api_version or sec.get("api_version") or "v1beta"
-        self.timeout = float(timeout if timeout is not None else sec.get("timeout", 120.0))
-        if self.timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
-        self.prices = cfgmod.model_prices(self._cfg, self.model, prices)
         key = resolve_api_key(api_key, sec.get("api_key_env") or ["GEMINI_API_KEY", "GOOGLE_API_KEY"], "gemini")
         self._secret = key
         http = types.HttpOptions(

@@ -63,15 +63,9 @@ class _OpenAIBase:
     ):
         openai = require("openai", "synth")
         self._cfg = cfgmod.load_config(config_path)
-        sec = cfgmod.section(self._cfg, self.kind, "openai")
-        self.model = model or sec.get("model")
-        if not self.model:
-            raise ValueError(f"no model for openai {self.kind}: pass model=... or set it in models.yaml")
-        self.base_url = _api_base(base_url or sec.get("base_url"))
-        self.timeout = float(timeout if timeout is not None else sec.get("timeout", 120.0))
-        if self.timeout <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
-        self.prices = cfgmod.model_prices(self._cfg, self.model, prices)
+        sec, self.model, base_url, self.timeout, self.prices = cfgmod.client_settings(
+            self._cfg, self.kind, "openai", model, base_url, timeout, prices)
+        self.base_url = _api_base(base_url)
         key = resolve_api_key(api_key, sec.get("api_key_env") or ["OPENAI_API_KEY"], "openai")
         self._secret = key
         self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout, max_retries=0)
