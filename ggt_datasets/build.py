@@ -293,8 +293,9 @@ def build_dataset(raw: str | os.PathLike, out: str | os.PathLike, *, max_shard_s
                     report.shards_reused += 1
                 else:
                     manifest[rel] = entry
-                    jobs.append((rel, ShardJob(out / rel, shard, qc, verify, strict)))
-    for rel, job in jobs:
+                    shard_qc = {p.key: qc[p.key] for p in shard if p.key in qc}  # workers get only their rows
+                    jobs.append((rel, ShardJob(out / rel, shard, shard_qc, verify, strict)))
+    for _, job in jobs:
         job.path.parent.mkdir(parents=True, exist_ok=True)
     processes = min(num_proc or os.cpu_count() or 1, len(jobs), 8)
     ctx = multiprocessing.get_context("spawn" if os.name == "nt" else "fork")
