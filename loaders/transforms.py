@@ -70,31 +70,26 @@ def paired_random_crop(
     Example:
         >>> lq_c, hq_c = paired_random_crop(lq, hq, 256, scale=4, name="0001")  # doctest: +SKIP
     """
-    _check_crop(size, scale)
-    check_pair_sizes(lq, hq, scale, name=name)
-    lh, lw = lq.shape[-2:]
-    ls = size // scale
-    if lh < ls or lw < ls:
-        raise _too_small(lq, hq, size, scale, name)
     rng = rng or random
-    top, left = rng.randint(0, lh - ls), rng.randint(0, lw - ls)
-    return (
-        lq[..., top : top + ls, left : left + ls],
-        hq[..., top * scale : (top + ls) * scale, left * scale : (left + ls) * scale],
-    )
+    return _paired_crop(lq, hq, size, scale, name, lambda h, w: (rng.randint(0, h), rng.randint(0, w)))
 
 
 def paired_center_crop(
     lq: torch.Tensor, hq: torch.Tensor, size: int, scale: int = 1, *, name: str = ""
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The center `size` (HQ) / `size // scale` (LQ) square of both images, for validation."""
+    return _paired_crop(lq, hq, size, scale, name, lambda h, w: (h // 2, w // 2))
+
+
+def _paired_crop(lq, hq, size: int, scale: int, name: str, pick) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crop both images at the LQ offset `pick(free_rows, free_cols)` returns, HQ at scale x it."""
     _check_crop(size, scale)
     check_pair_sizes(lq, hq, scale, name=name)
     lh, lw = lq.shape[-2:]
     ls = size // scale
     if lh < ls or lw < ls:
         raise _too_small(lq, hq, size, scale, name)
-    top, left = (lh - ls) // 2, (lw - ls) // 2
+    top, left = pick(lh - ls, lw - ls)
     return (
         lq[..., top : top + ls, left : left + ls],
         hq[..., top * scale : (top + ls) * scale, left * scale : (left + ls) * scale],
