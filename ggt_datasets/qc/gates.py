@@ -13,7 +13,8 @@ the HQ brought to the LQ's size (area interpolation) with the LQ:
 | hue_shift        | lower  | mean |c_LQ| sin(angle(c_LQ, c_HQ)), c = rgb - mean(rgb), short side 32   |
 | wb_shift         | lower  | max |k_c - mean k| of LQ_c = g HQ_c + k_c (one gain g), short side 32    |
 | wb_gain          | lower  | |chroma of log a_c| / g of LQ_c = a_c HQ_c^g (one tone curve), side 32  |
-| illuminant_added | lower  | gray-edge illuminant of HQ off the segment [LQ's, grey], log-chroma     |
+| veil_cast        | lower  | chroma residual of LQ = t HQ + (1-t) A (per-pixel t, one A) / mean t    |
+| tone_cast        | lower  | log RSS ratio, one vs per-channel a in c_LQ = V (a c_HQ + s Y + k), 20  |
 | lowfreq_corr     | higher | Pearson correlation of heavily low-passed luma (short side 16)           |
 | local_corr       | higher | lowest Pearson r over 8x8 tiles of blurred luma (short side 256)         |
 | detail_gain      | higher | log(RMS of DoG(1, 2) of HQ luma / that of LQ luma) at LQ size            |
@@ -62,7 +63,8 @@ GATES: tuple[Gate, ...] = (
     Gate("hue_shift", False, "chroma direction change weighted by LQ chroma (colour cast)"),
     Gate("wb_shift", False, "per-channel offset left after a common-gain fit LQ = g HQ + k_c (cast)"),
     Gate("wb_gain", False, "per-channel gain left after a common tone-curve fit LQ = a_c HQ^g (cast, tint)"),
-    Gate("illuminant_added", False, "HQ's illuminant neither the LQ's nor grey nor between (a new cast)"),
+    Gate("veil_cast", False, "chroma left after fitting LQ = t HQ + (1 - t) A, per-pixel t (cast under a veil)"),
+    Gate("tone_cast", False, "per-channel gain left after fitting a toned, faded, vignetted LQ (cast on an old photo)"),
     Gate("lowfreq_corr", True, "correlation of heavily low-passed luma (scene layout)"),
     Gate("local_corr", True, "lowest per-tile correlation of low-passed luma (inserted object, text)"),
     Gate("detail_gain", True, "log ratio of fine-detail energy, HQ over LQ (over-smoothing)"),
@@ -202,34 +204,78 @@ def wb_gain(lq: np.ndarray, hq: np.ndarray, short: int = 32, floor: float = 0.06
     return float(np.linalg.norm(_LOG_CHROMA @ k) / g)
 
 
-def gray_edge_illuminant(img: np.ndarray, short: int = 128) -> np.ndarray:
-    """Log-chromaticity (2-vector, 0 = grey) of the gray-edge illuminant estimate (p = 2).
+def veil_cast(lq: np.ndarray, hq: np.ndarray, short: int = 32, iters: int = 20) -> float:
+    """Colour change that the scattering model LQ = t HQ + (1 - t) A cannot explain (a cast).
 
-    Gray edge (van de Weijer et al. 2007): the RMS of each channel's gradient magnitude, on the
-    image area-shrunk to `short` px and blurred (sigma 1), over pixels neither dark nor clipped.
-    Gradients ignore additive veils (haze airlight, fading), so these leave the estimate alone.
+    Haze, a rain or snow veil and fading mix each pixel with one airlight colour A by a
+    per-pixel amount t, so LQ - A and HQ - A are parallel. On both images area-shrunk to `short`
+    px and taken to [0, 1], A (start: the mean of the LQ's 5% brightest dark-channel pixels) and
+    t (per pixel, in [0, 1]) are fitted by alternating least squares; the score is the mean length
+    of the residual LQ - A - t (HQ - A) in the chroma plane (orthogonal to grey), divided by the
+    mean t (a cast on the HQ reaches the LQ scaled by t). A restoration
+    that removes the veil leaves it near 0 whatever the airlight's tint; a per-channel gain on the
+    HQ turns HQ - A away from LQ - A, which no single A and t undo.
     """
-    a = _shrink(img, short).astype(np.float32) / 255.0
-    valid = cv2.erode(((a.max(-1) < 0.97) & (a.min(-1) > 0.02)).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    b = cv2.GaussianBlur(a, (0, 0), 1.0)
-    grad = np.sqrt(cv2.Sobel(b, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(b, cv2.CV_32F, 0, 1) ** 2)
-    px = grad[valid] if valid.sum() > 20 else grad.reshape(-1, 3)
-    e = np.sqrt((px.astype(np.float64) ** 2).mean(0))
-    return _LOG_CHROMA @ np.log(np.maximum(e, 1e-6))
+    a, b = (_shrink(x, short).reshape(-1, 3).astype(np.float64) / 255.0 for x in (lq, hq))
+    dark = a.min(1)
+    air = a[dark >= np.quantile(dark, 0.95)].mean(0)
+
+    def fit_t(air: np.ndarray) -> np.ndarray:
+        u, v = a - air, b - air
+        return np.clip((u * v).sum(1) / np.maximum((v * v).sum(1), 1e-6), 0.0, 1.0)
+
+    for _ in range(iters):
+        w = 1.0 - (t := fit_t(air))
+        if (w * w).sum() <= 1e-6:
+            break  # no veil anywhere: A does not matter
+        air = (w[:, None] * (a - t[:, None] * b)).sum(0) / (w * w).sum()
+    t = fit_t(air)
+    r = (a - air) - t[:, None] * (b - air)
+    r = r - r.mean(1, keepdims=True)
+    # a cast on the HQ shows through the veil scaled by t: divide by the mean t to measure the cast itself
+    return float(np.sqrt((r * r).sum(1)).mean() / max(float(t.mean()), 0.05))
 
 
-def illuminant_added(lq: np.ndarray, hq: np.ndarray, short: int = 128) -> float:
-    """How far the HQ's illuminant lies from anything a restoration could justify (a new cast).
+def tone_cast(lq: np.ndarray, hq: np.ndarray, short: int = 20) -> float:
+    """Colour gain on the HQ that a toned (sepia), faded and vignetted LQ cannot explain.
 
-    A restoration may keep the LQ's white balance, neutralise it, or go part of the way; so the
-    HQ's gray-edge illuminant (log-chromaticity, where a channel gain is a translation) should lie
-    on the segment from the LQ's illuminant to grey. The score is its distance from that segment.
-    A cast in any other direction is new; scenes whose own colour biases the estimate (a red
-    retina) score high too, so it is on only where needed (haze; see the thresholds).
+    An old photo's chroma (c = rgb - mean(rgb)) is the original's scaled by one factor a (fading
+    and toning keep less of it) plus a toning that depends on luma only, all under a vignette V:
+    c_LQ = V (a c_HQ + s Y_HQ + k), with per-channel s and k and V = 1 - v r^2 (r: distance from
+    the centre, v from 0 to 0.6 in steps of 0.1, the best fit kept). On both images area-shrunk to
+    `short` px (pixels with a clipped channel left out), this model with one a for all channels
+    is compared with one where each channel has its own a (what a per-channel gain on the HQ
+    needs): the score is log(RSS_one_a / RSS_per_channel_a), near 0 for a faithful HQ. Where the
+    toning left no colour (a ~ 0: a full sepia) a cast cannot be seen and the score stays low.
     """
-    p, q = gray_edge_illuminant(hq, short), gray_edge_illuminant(lq, short)
-    t = float(np.clip(p @ q / (q @ q), 0.0, 1.0)) if q @ q > 1e-12 else 0.0
-    return float(np.linalg.norm(p - t * q))
+    big, small = (_shrink(x, short).astype(np.float64) / 255.0 for x in (lq, hq))
+    h, w = big.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    r2 = ((((xx + 0.5 - w / 2) / (w / 2)) ** 2 + ((yy + 0.5 - h / 2) / (h / 2)) ** 2) / 2).ravel()
+    a, b = big.reshape(-1, 3), small.reshape(-1, 3)
+    keep = (a.max(1) < 0.98) & (b.max(1) < 0.98)
+    if keep.sum() < 30:
+        return 0.0  # too clipped to tell
+    a, b, r2 = a[keep], b[keep], r2[keep]
+    ca, cb = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+    y = b @ np.array([0.299, 0.587, 0.114])
+    n = len(a)
+    best = (np.inf, 0.0)
+    for v in np.arange(7) / 10:
+        vig = 1 - v * r2
+        one_a = np.zeros((3 * n, 7))
+        rss_per = 0.0
+        for c in range(3):
+            x = np.c_[vig * cb[:, c], vig * y, vig]
+            coef, *_ = np.linalg.lstsq(x, ca[:, c], rcond=None)
+            rss_per += float(((x @ coef - ca[:, c]) ** 2).sum())
+            one_a[c * n : (c + 1) * n, [0, 1 + c, 4 + c]] = x
+        coef, *_ = np.linalg.lstsq(one_a, ca.T.ravel(), rcond=None)
+        rss_one = float(((one_a @ coef - ca.T.ravel()) ** 2).sum())
+        if rss_per < best[0]:
+            best = (rss_per, rss_one)
+    rss_per, rss_one = best
+    return float(np.log((rss_one + 1e-12) / (rss_per + 1e-12)))
 
 
 def lowfreq_corr(lq_gray: np.ndarray, hq_gray: np.ndarray, short: int = 16) -> float:
@@ -355,7 +401,8 @@ def metric_scores(lq: np.ndarray, hq: np.ndarray, scales: tuple[float, ...] = (1
         "hue_shift": hue_shift(lq, hq_small),
         "wb_shift": wb_shift(lq, hq_small),
         "wb_gain": wb_gain(lq, hq_small),
-        "illuminant_added": illuminant_added(lq, hq_small),
+        "veil_cast": veil_cast(lq, hq_small),
+        "tone_cast": tone_cast(lq, hq_small),
         "lowfreq_corr": lowfreq_corr(lq_y, hq_y),
         "detail_gain": detail_gain(lq_y, hq_y),
         "local_corr": local_corr(lq_y, hq_y),
