@@ -96,9 +96,12 @@ STEPS: list[tuple[str, str, Callable[[object, Path], list[str]]]] = [
 
 def run_demo(out: str | Path = "ggt-demo") -> int:
     """Run every step; returns 0 when all steps that are present succeeded, else 1."""
+    import logging
+
     import datasets
 
     datasets.disable_progress_bars()
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # optional kernels it looks for, not ours
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     failed = []

@@ -81,10 +81,12 @@ def test_geometry_gate_and_integer_scale(pairs):
 
 
 def test_nr_gain_is_skipped_without_local_weights(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("GGT_WEIGHTS_DIR", str(tmp_path))
     scorer, note = make_nr_scorer("niqe")
     assert scorer is None and "niqe_modelparameters.mat" in note and str(tmp_path) in note
+    assert "ggt weights" in note
     assert make_nr_scorer("some_metric")[0] is None
+    assert make_nr_scorer("lpips")[0] is None  # full-reference: not an NR gain
 
 
 def test_user_config_overrides_and_errors(tmp_path):
@@ -119,3 +121,24 @@ def test_local_corr_catches_pasted_object_and_text(pairs):
 def test_flat_identical_images_pass_every_gate():
     flat = np.full((64, 96, 3), 40, np.uint8)
     assert metric_reasons(metric_scores(flat, flat), "mixed", CONFIG) == []
+
+
+def test_nr_gain_runs_from_the_weights_folder(tmp_path, monkeypatch, photo):
+    """The loading path only: a NIQE parameter file made here, so the values are not real scores."""
+    import scipy.io
+
+    import pyiqa.utils.download_util as du
+
+    monkeypatch.setattr(du, "download_url_to_file", lambda *a, **k: pytest.fail("QC tried to download"))
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(36, 36))
+    (tmp_path / "pyiqa").mkdir()
+    scipy.io.savemat(tmp_path / "pyiqa/niqe_modelparameters.mat",
+                     {"mu_prisparam": rng.normal(size=(1, 36)), "cov_prisparam": a @ a.T + 36 * np.eye(36)})
+    monkeypatch.setenv("GGT_WEIGHTS_DIR", str(tmp_path))
+    scorer, note = make_nr_scorer("niqe", device="cpu")
+    assert scorer is not None and note == ""
+    hq = photo[:128, :128]
+    noisy = np.clip(hq + rng.normal(0, 25, hq.shape), 0, 255).astype(np.uint8)
+    gain = scorer.gain(noisy, hq)
+    assert np.isfinite(gain) and gain == pytest.approx(-scorer.gain(hq, noisy))
