@@ -29,6 +29,12 @@ from ggt_datasets.qc.gates import GATES, GATES_BY_NAME
 MAX_CONTACT = 24  # rejected pairs shown on the contact sheet
 
 
+
+def _grid(plt, n: int, cols: int, cell: tuple[float, float]):
+    """A figure of `n` panels, `cols` per row, each `cell` inches (width, height)."""
+    rows = (n + cols - 1) // cols
+    return plt.subplots(rows, cols, figsize=(cell[0] * cols, cell[1] * rows), squeeze=False)
+
 def gate_of(reason: str) -> str:
     """The gate (or 'vlm', or 'unreadable') a reason string belongs to."""
     head = reason.split(" ")[0].rstrip(":")
@@ -80,9 +86,7 @@ def _histograms(results: list[dict[str, Any]], config: QCConfig) -> str:
     names = [n for n in names if any(r["scores"].get(n) is not None for r in results)]
     if not names:
         return ""
-    cols = 3
-    rows = (len(names) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.6 * rows), squeeze=False)
+    fig, axes = _grid(plt, len(names), cols=3, cell=(4, 2.6))
     for ax, name in zip(axes.ravel(), names):
         acc = [r["scores"][name] for r in results if r["scores"].get(name) is not None and r["decision"] == "accept"]
         rej = [r["scores"][name] for r in results if r["scores"].get(name) is not None and r["decision"] != "accept"]
@@ -125,9 +129,7 @@ def _contact_sheet(results: list[dict[str, Any]], paths: dict[str, tuple[Path, P
     rejected = [r for r in results if r["decision"] != "accept"][:MAX_CONTACT]
     if not rejected:
         return ""
-    cols = 4
-    rows = (len(rejected) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = _grid(plt, len(rejected), cols=4, cell=(4.2, 2.9))
     for ax, r in zip(axes.ravel(), rejected):
         lq, hq = paths.get(f"{r['split']}/{r['category']}/{r['id']}", (None, None))
         ax.imshow(np.concatenate([_thumb(lq), _thumb(hq)], axis=1))
