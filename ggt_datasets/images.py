@@ -28,7 +28,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs, allow large photos
+# One pixel limit for every reader (build, QC, eval, loaders, review, synthesis inputs): the header's
+# declared size is checked before any decode. 8192 x 8192 (67 MP) stays under Pillow's own default
+# (89.5 MP, above which plain `datasets`/Pillow warn and at twice that refuse), so every image a
+# build accepts loads with plain `datasets`; an RGB decode at the limit needs ~200 MB.
+DEFAULT_MAX_PIXELS = 8192 * 8192
+MAX_PIXELS_ENV = "GGT_MAX_PIXELS"
+Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS  # Pillow's own check as a backstop (it refuses at 2x)
 
 ImageSource = str | os.PathLike | bytes | Image.Image
 EXIF_ORIENTATION_TAG = 0x0112
@@ -36,6 +42,33 @@ EXIF_ORIENTATION_TAG = 0x0112
 
 class ImageError(ValueError):
     """An image that cannot be read or used; the message names the file and what to do."""
+
+
+def max_pixels() -> int:
+    """The pixel limit in force: `GGT_MAX_PIXELS` if set (an integer), else DEFAULT_MAX_PIXELS."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    if not text.isdigit() or int(text) <= 0:
+        raise ValueError(f"{MAX_PIXELS_ENV}={text!r}: expected a positive integer number of pixels, e.g. 67108864")
+    return int(text)
+
+
+def check_pixels(width: int, height: int, label: str = "<image bytes>") -> None:
+    """Refuse an image whose declared size is over the shared pixel limit, before decoding it."""
+    limit = max_pixels()
+    if width * height > limit:
+        raise ImageError(
+            f"{label}: {width}x{height} = {width * height:,} pixels is over the limit of {limit:,} "
+            f"(set {MAX_PIXELS_ENV} to allow larger images, or downscale the file)"
+        )
+
+
+def png_header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, or None when `data` is not a PNG."""
+    if len(data) >= 24 and data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return struct.unpack(">II", data[16:24])
+    return None
 
 
 def _label(source: ImageSource, name: str | None) -> str:
@@ -66,7 +99,10 @@ def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
             raise ImageError(f"{label}: empty file (0 bytes)")
         try:
             img = Image.open(io.BytesIO(data))
+            check_pixels(*img.size, label)
             img.load()
+        except ImageError:
+            raise
         except UnidentifiedImageError:
             raise ImageError(f"{label}: not an image Pillow can read (PNG, JPEG, WEBP expected)")
         except (OSError, SyntaxError, ValueError) as err:
@@ -154,11 +190,14 @@ def inspect_image(source: str | os.PathLike | bytes, verify: str = "fast", name:
     try:
         with Image.open(io.BytesIO(data)) as img:
             fmt, mode, (w, h) = img.format or "", img.mode, img.size
+            check_pixels(w, h, label)
             orientation = exif_orientation(img)
             if verify == "full":
                 img.load()
         if verify != "full":
             _fast_integrity_check(data, fmt, label)
+    except ImageError:
+        raise
     except UnidentifiedImageError:
         raise ImageError(f"{label}: not an image Pillow can read (PNG, JPEG, WEBP expected)")
     except Image.DecompressionBombError as err:
@@ -231,6 +270,9 @@ def decode_rgb_or_bgr(data: bytes, name: str | None = None) -> tuple[np.ndarray,
 
     For callers that crop first and swap the channels of the crop only (the loaders).
     """
+    size = png_header_size(data)
+    if size is not None:
+        check_pixels(*size, name or "<image bytes>")
     if _is_plain_png(data):
         import cv2  # a core dependency; imported here to keep `import ggt_datasets` light
 

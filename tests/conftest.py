@@ -38,3 +38,37 @@ def photo() -> np.ndarray:
 def photos() -> list[np.ndarray]:
     """Six real colour photos of different sizes (RGB uint8)."""
     return [real_photo(n) for n in PHOTO_NAMES]
+
+
+# --- No silent skips -------------------------------------------------------------------------
+# A skipped test is not coverage: a broken import or a missing dependency must fail the run.
+# Only these reasons may skip (a skip's reason must start with one of them); any other skip makes
+# the session fail, with the offending tests listed at the end.
+ALLOWED_SKIP_REASONS = ("needs CUDA",)
+_unexpected_skips: list[tuple[str, str]] = []
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = _skip_reason(report)
+        if not reason.startswith(ALLOWED_SKIP_REASONS):
+            _unexpected_skips.append((report.nodeid, reason))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if _unexpected_skips:
+        terminalreporter.section("skips that are not allowed (tests/conftest.py ALLOWED_SKIP_REASONS)")
+        for nodeid, reason in _unexpected_skips:
+            terminalreporter.line(f"{nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _unexpected_skips and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -11,9 +11,9 @@ from conftest import real_photo
 from ggt_datasets.backends import GenerationResult, make_generator
 from ggt_datasets.images import encode_png, load_rgb
 
-torch = pytest.importorskip("torch")
-diffusers = pytest.importorskip("diffusers")
-transformers = pytest.importorskip("transformers")
+import diffusers
+import torch
+import transformers
 
 
 def _tiny_clip_tokenizer(folder) -> transformers.CLIPTokenizer:
@@ -73,7 +73,7 @@ def test_tiny_pipeline_restores_through_make_generator(tiny_pix2pix):
     assert again.image == res.image  # seeded: the same call gives the same image
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: no CUDA device on this machine")
 def test_tiny_pipeline_on_the_accelerator_in_auto_dtype(tiny_pix2pix):
     gen = make_generator("diffusers", model=str(tiny_pix2pix), num_inference_steps=2)  # device, dtype: auto
     res = gen.restore(encode_png(real_photo("coffee")[:48, :64]), "remove the rain", {})

@@ -44,7 +44,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
     if not Path(CHROMIUM).exists():
         pytest.fail("chromium not installed: apt-get install chromium (make test does it)")
     with sync_api.sync_playwright() as p:

@@ -54,7 +54,7 @@ def test_synth_status_export_build(tmp_path, lq_dir, capsys):
     assert main(["export", str(run), "--out", str(raw), "--include-rejected"]) == 0
     assert len(scan_raw(raw)[0]) == 6
 
-    build = pytest.importorskip("ggt_datasets.build")
+    from ggt_datasets import build
     import datasets
 
     report = build.build_dataset(raw, tmp_path / "built", progress=False)
@@ -101,7 +101,7 @@ def test_cli_shards_cover_the_input(tmp_path, lq_dir, capsys):
 
 
 def test_demo_synthesises_and_exports_the_sample(tmp_path):
-    sample = pytest.importorskip("ggt_datasets.sample")
+    from ggt_datasets import sample
     from ggt_datasets.synth.demo import demo
 
     raw = tmp_path / "raw"
