@@ -27,6 +27,7 @@ browser:
 	  else echo "warning: no chromium on PATH; install it (apt-get install chromium) for the browser test"; fi; }
 
 test: $(STAMP) browser
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 clean:

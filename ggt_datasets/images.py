@@ -104,11 +104,12 @@ def open_image(source: ImageSource, name: str | None = None) -> Image.Image:
         except ImageError:
             raise
         except UnidentifiedImageError:
-            raise ImageError(f"{label}: not an image Pillow can read (PNG, JPEG, WEBP expected)")
+            raise ImageError(f"{label}: not an image Pillow can read (PNG, JPEG, WEBP expected)") from None
         except (OSError, SyntaxError, ValueError) as err:
-            raise ImageError(f"{label}: cannot decode image ({err}); the file may be truncated")
+            raise ImageError(f"{label}: cannot decode image ({err}); the file may be truncated") from None
         except Image.DecompressionBombError as err:
-            raise ImageError(f"{label}: image too large to decode safely ({err})")
+            raise ImageError(f"{label}: image too large to decode safely ({err}); the limit is {max_pixels():,} pixels "
+                             f"(set {MAX_PIXELS_ENV} to allow larger images, or downscale the file)") from None
     try:
         return ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block must not lose the pixels
@@ -199,11 +200,12 @@ def inspect_image(source: str | os.PathLike | bytes, verify: str = "fast", name:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"{label}: not an image Pillow can read (PNG, JPEG, WEBP expected)")
+        raise ImageError(f"{label}: not an image Pillow can read (PNG, JPEG, WEBP expected)") from None
     except Image.DecompressionBombError as err:
-        raise ImageError(f"{label}: image too large to decode safely ({err})")
+        raise ImageError(f"{label}: image too large to decode safely ({err}); the limit is {max_pixels():,} pixels "
+                             f"(set {MAX_PIXELS_ENV} to allow larger images, or downscale the file)") from None
     except (OSError, SyntaxError, ValueError) as err:
-        raise ImageError(f"{label}: cannot decode image ({err}); the file may be truncated")
+        raise ImageError(f"{label}: cannot decode image ({err}); the file may be truncated") from None
     if orientation in (5, 6, 7, 8):
         w, h = h, w
     return ImageInfo(fmt, mode, w, h, orientation if 1 <= orientation <= 8 else 1)
