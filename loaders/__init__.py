@@ -11,7 +11,8 @@ Example:
 
 from ggt_datasets._optional import require
 
-require("torch", "train")  # the loaders are torch datasets: say which extra installs it
+require("torch", "train")  # the loaders are torch datasets: say which extra installs it, before importing
+# ruff: noqa: E402
 
 from .adapters import from_columns, paired_folder, read_meta_info
 from .dataloader import collate_pairs, make_dataloader, set_epoch
@@ -22,11 +23,12 @@ from .transforms import (
     PairedTransform,
     PairedTransformConfig,
     SkipItem,
+    pad_pair,
     paired_center_crop,
     paired_flip_rot,
     paired_random_crop,
     paired_resize,
-    pad_pair,
+    sample_rng,
 )
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "paired_flip_rot",
     "paired_resize",
     "pad_pair",
+    "sample_rng",
     "paired_folder",
     "from_columns",
     "read_meta_info",

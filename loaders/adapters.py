@@ -41,7 +41,9 @@ def _images(folder: Path) -> dict[str, Path]:
 
 def _template_regex(filename_tmpl: str) -> re.Pattern:
     if filename_tmpl.count("{}") != 1:
-        raise ValueError(f"filename_tmpl must contain '{{}}' once (BasicSR style, e.g. '{{}}x4'), got {filename_tmpl!r}")
+        raise ValueError(
+            f"filename_tmpl must contain '{{}}' once (BasicSR style, e.g. '{{}}x4'), got {filename_tmpl!r}"
+        )
     prefix, suffix = filename_tmpl.split("{}")
     return re.compile("^" + re.escape(prefix) + "(.+)" + re.escape(suffix) + "$")
 
@@ -195,7 +197,10 @@ def from_columns(
     if unknown:
         raise ValueError(f"column_map keys must be among {_COLUMN_KEYS}, got {unknown}")
     if schema.LQ not in column_map or schema.HQ not in column_map:
-        raise ValueError(f"column_map must name the lq and hq columns, e.g. {{'lq': 'input', 'hq': 'target'}}; got {dict(column_map)}")
+        raise ValueError(
+            "column_map must name the lq and hq columns, e.g. {'lq': 'input', 'hq': 'target'}; "
+            f"got {dict(column_map)}"
+        )
     if dataset.features is None:
         raise ValueError("the dataset's features are unknown (a mapped stream?); cast it to known features first")
     names = list(dataset.column_names or [])
@@ -213,7 +218,9 @@ def from_columns(
         if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
             dataset = dataset.cast_column(col, datasets.Image(decode=False))
         else:
-            raise ValueError(f"column {column_map[col]!r} ({col}) must be an Image or a file path string, got {feature}")
+            raise ValueError(
+                f"column {column_map[col]!r} ({col}) must be an Image or a file path string, got {feature}"
+            )
     labels = datasets.ClassLabel(names=list(schema.CATEGORIES))
     if schema.CATEGORY in column_map:
         feature = dataset.features[schema.CATEGORY]

@@ -99,7 +99,9 @@ def make_dataloader(
     a seeded order per epoch, this process's share when world_size > 1 (leave rank/world_size
     at 0/1 if `accelerator.prepare` shards the loader), and the first `start_step` batches of
     `epoch` skipped, so a resumed run sees the same stream. Call `set_epoch(loader, epoch)` at
-    each epoch start (a mix's order comes from its own seed; `shuffle` is for plain datasets).
+    each epoch start (a mix's order comes from its own seed; `shuffle` is for plain datasets);
+    the sampler passes the epoch on to the dataset, whose crops come from (its seed, epoch,
+    index), so the stream and its crops do not depend on `num_workers` or on a resume.
     Streaming datasets shard themselves (see IterablePairedDataset); `shuffle` does not apply
     (shuffle the stream with `.shuffle(seed, buffer_size)` before wrapping it).
 
@@ -107,7 +109,10 @@ def make_dataloader(
         >>> loader = make_dataloader(mixed, batch_size=16, num_workers=4, start_step=1200)  # doctest: +SKIP
     """
     if not isinstance(dataset, (PairedImageDataset, MixedPairDataset, IterablePairedDataset)):
-        raise ValueError(f"make_dataloader takes a PairedImageDataset, MixedPairDataset or IterablePairedDataset, got {type(dataset).__name__}")
+        raise ValueError(
+            "make_dataloader takes a PairedImageDataset, MixedPairDataset or IterablePairedDataset, "
+            f"got {type(dataset).__name__}"
+        )
     crops = dataset.crops_per_image
     if batch_size < 1 or batch_size % crops:
         raise ValueError(f"batch_size ({batch_size}) must be a positive multiple of crops_per_image ({crops})")
@@ -123,7 +128,7 @@ def make_dataloader(
         pin_memory=pin_memory,
         persistent_workers=persistent_workers and num_workers > 0,
         prefetch_factor=prefetch_factor if num_workers > 0 else None,
-        generator=torch.Generator().manual_seed(seed),  # seeds the workers' crop/flip draws
+        generator=torch.Generator().manual_seed(seed),  # seeds worker RNG for custom transforms only
         collate_fn=collate_pairs,
     )
     if isinstance(dataset, IterablePairedDataset):
@@ -131,11 +136,11 @@ def make_dataloader(
         if start_step:
             dataset.resume(start_step, pairs_per_batch)
         return DataLoader(dataset, batch_size=pairs_per_batch, drop_last=drop_last, **workers)
-    if isinstance(dataset, MixedPairDataset):
-        schedule = dataset.schedule
+    if isinstance(dataset, MixedPairDataset):  # the mix is its epoch, already in schedule order
+        schedule = _plain_schedule(len(dataset), seed, False)
     else:
         schedule = _plain_schedule(len(dataset), seed, shuffle)
-    sampler = EpochSampler(schedule, rank=rank, world_size=world_size)
+    sampler = EpochSampler(schedule, rank=rank, world_size=world_size, on_epoch=dataset.set_epoch)
     sampler.set_epoch(epoch)
     sampler.skip(start_step * pairs_per_batch)
     return DataLoader(dataset, batch_size=pairs_per_batch, sampler=sampler, drop_last=drop_last, **workers)

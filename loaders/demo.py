@@ -40,7 +40,7 @@ def _crop_size(ds: datasets.Dataset, largest: int = 128, probe: int = 8) -> int:
 def _grid(lq, hq, rows: int = 8) -> np.ndarray:
     """Rows of LQ | HQ crops (uint8 HWC) with a 2 px white gutter."""
     tiles = []
-    for a, b in zip(lq[:rows], hq[:rows]):
+    for a, b in zip(lq[:rows], hq[:rows], strict=False):
         a, b = ((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for x in (a, b))
         gutter = np.full((a.shape[0], 2, 3), 255, np.uint8)
         tiles.append(np.concatenate([a, gutter, b], axis=1))
@@ -56,12 +56,17 @@ def demo(built: pathlib.Path, out: pathlib.Path, existing: pathlib.Path | None =
     """
     built, out = pathlib.Path(built), pathlib.Path(out)
     if not (built / "README.md").is_file():
-        raise FileNotFoundError(f"{built} is not a built dataset (no README.md); run `ggt build RAW --out {built}` first")
+        raise FileNotFoundError(
+            f"{built} is not a built dataset (no README.md); run `ggt build RAW --out {built}` first"
+        )
     train = datasets.load_dataset(str(built), schema.DEFAULT_CONFIG, split="train")
     if existing is not None:
         other, other_name = paired_folder(existing), f"existing pairs from {existing}"
     else:
-        other, other_name = datasets.load_dataset(str(built), schema.DEFAULT_CONFIG, split="test"), "the test split (stand-in for existing pairs)"
+        other, other_name = (
+            datasets.load_dataset(str(built), schema.DEFAULT_CONFIG, split="test"),
+            "the test split (stand-in for existing pairs)",
+        )
     crop = min(_crop_size(train), _crop_size(other))
     mixed = mix_pairs(
         {"ggt": train, "existing": other}, {"ggt": 1, "existing": 1}, seed=0, stopping="all_exhausted",
@@ -86,6 +91,9 @@ def demo(built: pathlib.Path, out: pathlib.Path, existing: pathlib.Path | None =
         raise ValueError(f"no batch could be drawn from {built}; it needs train pairs at least {crop} px")
     out.mkdir(parents=True, exist_ok=True)
     (out / GRID_FILE).write_bytes(encode_png(_grid(first["lq"], first["hq"])))
-    lines.append(f"loaders: sources over {min(batches, k + 1)} batches: " + ", ".join(f"{s}={n}" for s, n in sorted(sources.items())))
+    lines.append(
+        f"loaders: sources over {min(batches, k + 1)} batches: "
+        + ", ".join(f"{s}={n}" for s, n in sorted(sources.items()))
+    )
     lines.append(f"loaders: wrote {out / GRID_FILE} (LQ | HQ crops of batch 1)")
     return lines

@@ -1,7 +1,9 @@
 """Load-time filters on category and QC/provenance columns, computed without decoding images.
 
 Conditions are strings `"COLUMN OP VALUE"` (OP one of >=, >, <=, <, ==, !=), or a dict
-`{"qc_structure_ssim": ">= 0.5", "review": "== accept"}`. A row whose column is empty (null)
+`{"qc_structure_ssim": ">= 0.5", "review": "== accept"}`. A class-label column (`category`) is
+compared by name with == / != (`"category == 'rain'"`); `categories=` does the same, and more.
+A row whose column is empty (null)
 fails the condition: a pair with no QC score is not kept by a QC threshold.
 
 Example:
@@ -58,13 +60,18 @@ def parse_where(where: Where) -> list[tuple[str, str, Any]]:
                 continue
             m = _OP_VALUE.match(str(cond))
             if not m:
-                raise ValueError(f"filter {column!r}: {cond!r} is not 'OP VALUE', e.g. '>= 0.5' (OP one of {', '.join(_OPS)})")
+                raise ValueError(
+                    f"filter {column!r}: {cond!r} is not 'OP VALUE', e.g. '>= 0.5' (OP one of {', '.join(_OPS)})"
+                )
             out.append((str(column), m.group(1), _value(m.group(2))))
         return out
     for cond in where:
         m = _CONDITION.match(str(cond))
         if not m:
-            raise ValueError(f"filter {cond!r} is not 'COLUMN OP VALUE', e.g. 'qc_structure_ssim >= 0.5' (OP one of {', '.join(_OPS)})")
+            raise ValueError(
+                f"filter {cond!r} is not 'COLUMN OP VALUE', e.g. 'qc_structure_ssim >= 0.5' "
+                f"(OP one of {', '.join(_OPS)})"
+            )
         out.append((m.group(1), m.group(2), _value(m.group(3))))
     return out
 
@@ -86,6 +93,34 @@ def _check_columns(dataset: Any, conditions: list[tuple[str, str, Any]]) -> None
             raise ValueError(f"filter column {column!r} is not in the dataset (columns: {', '.join(names)})")
 
 
+def _class_label_conditions(dataset: Any, conditions: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
+    """Conditions on a ClassLabel column (category) compare by name: the name becomes its index.
+
+    Without this, "category == 'rain'" compares the stored integers with a string and keeps 0 rows.
+    """
+    out = []
+    for column, op, value in conditions:
+        feature = (dataset.features or {}).get(column)
+        if isinstance(feature, datasets.ClassLabel):
+            if op not in ("==", "!="):
+                raise ValueError(
+                    f"filter '{column} {op} {value!r}': {column!r} is a class label; compare it with == or != "
+                    f"by name, or use categories=[...] (names: {', '.join(feature.names)})"
+                )
+            if isinstance(value, str):
+                if value not in feature.names:
+                    raise ValueError(f"filter '{column} {op} {value!r}': no such {column}; expected one of "
+                                     f"{', '.join(feature.names)} (or use categories=[...])")
+                value = feature.str2int(value)
+            elif not (float(value).is_integer() and 0 <= value < feature.num_classes):
+                raise ValueError(
+                    f"filter '{column} {op} {value!r}': compare {column!r} by name, one of {', '.join(feature.names)}"
+                )
+            value = int(value)
+        out.append((column, op, value))
+    return out
+
+
 def _mask(columns: Mapping[str, Sequence[Any]], n: int, cat_ids: list[int] | None, conditions) -> np.ndarray:
     keep = np.ones(n, dtype=bool)
     if cat_ids is not None:
@@ -95,8 +130,11 @@ def _mask(columns: Mapping[str, Sequence[Any]], n: int, cat_ids: list[int] | Non
         try:
             keep &= np.array([v is not None and v == v and bool(fn(v, value)) for v in columns[column]], dtype=bool)
         except TypeError:
-            raise ValueError(f"filter '{column} {op} {value!r}': the column holds {type(next(v for v in columns[column] if v is not None)).__name__} values; "
-                             "compare numbers with numbers and text with == / !=") from None
+            raise ValueError(
+                f"filter '{column} {op} {value!r}': the column holds "
+                f"{type(next(v for v in columns[column] if v is not None)).__name__} values; "
+                "compare numbers with numbers and text with == / !="
+            ) from None
     return keep
 
 
@@ -114,6 +152,7 @@ def filter_pairs(
     conditions = parse_where(where)
     cat_ids = _category_ids(categories)
     _check_columns(dataset, conditions + ([(schema.CATEGORY, "", None)] if cat_ids is not None else []))
+    conditions = _class_label_conditions(dataset, conditions)
     if cat_ids is not None and not isinstance((dataset.features or {}).get(schema.CATEGORY), datasets.ClassLabel):
         raise ValueError(f"column 'category' must be a ClassLabel over {schema.CATEGORIES} to filter by category")
     columns = sorted({c for c, _, _ in conditions} | ({schema.CATEGORY} if cat_ids is not None else set()))
@@ -122,7 +161,7 @@ def filter_pairs(
     if isinstance(dataset, datasets.IterableDataset):
 
         def keep(*values):
-            batch = dict(zip(columns, values))
+            batch = dict(zip(columns, values, strict=False))
             return _mask(batch, len(values[0]), cat_ids, conditions).tolist()
 
         # A stream decodes Image columns when it formats a row, even one the filter only reads

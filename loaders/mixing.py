@@ -14,6 +14,9 @@ Epoch length (`stopping`, as in `interleave_datasets`):
     epoch_length=N (map-style only) fixes L.
 Map-style schedules hold the ratio exactly per epoch (counts round(L * p), positions shuffled) and
 depend only on (seed, epoch): resuming at a step replays the same stream (`EpochSampler.skip`).
+A map-style mix *is* its epoch: `len(mixed) == L` and `mixed[p]` is the p-th pair of the current
+epoch's schedule (`set_epoch`), its crop drawn from `sample_rng(seed, epoch, p)`, so a pair that
+repeats within an epoch gets a new crop each time.
 Streaming mixes draw each source with probability p (seeded; per DataLoader worker) and stop as
 `stopping` says; they resume with `IterablePairedDataset.resume`.
 
@@ -36,7 +39,17 @@ import torch
 
 from ggt_datasets import schema
 
-from .paired import MIX_SOURCE_COLUMN, PAIR_COLUMNS, IterablePairedDataset, PairedImageDataset, TransformLike, pair_view
+from .paired import (
+    MIX_SOURCE_COLUMN,
+    PAIR_COLUMNS,
+    EpochState,
+    IterablePairedDataset,
+    PairedImageDataset,
+    TransformLike,
+    check_seed,
+    pair_view,
+    shared_epoch,
+)
 
 Stopping = Literal["first_exhausted", "all_exhausted"]
 
@@ -73,11 +86,12 @@ def _exact_counts(length: int, probs: np.ndarray) -> np.ndarray:
     return counts
 
 
-class MixedPairDataset(torch.utils.data.Dataset):
+class MixedPairDataset(EpochState, torch.utils.data.Dataset):
     """Named `PairedImageDataset`s in one index space, plus the seeded per-epoch mix schedule.
 
-    Index g belongs to the source whose range holds it; `schedule(epoch)` is the epoch's list
-    of indices. Use it through `make_dataloader`, which samples by the schedule.
+    `schedule(epoch)` lists the epoch's pairs as global indices g (g belongs to the source whose
+    range of `offsets` holds it; `source_of(g)`). The dataset itself is the current epoch:
+    `len()` is the epoch length and item p is pair `schedule(epoch)[p]`; `set_epoch` moves it.
     """
 
     def __init__(
@@ -96,9 +110,11 @@ class MixedPairDataset(torch.utils.data.Dataset):
         self.names = list(sources)
         self.sources = dict(sources)
         self.probabilities = _probabilities(self.names, ratios)
-        self.seed, self.stopping = seed, stopping
+        self.seed, self.stopping = check_seed(seed), stopping
+        self._epoch = shared_epoch(0)
+        self._cached: tuple[int, np.ndarray] | None = None
         self.sizes = [len(sources[n]) for n in self.names]
-        empty = [n for n, size in zip(self.names, self.sizes) if size == 0]
+        empty = [n for n, size in zip(self.names, self.sizes, strict=False) if size == 0]
         if empty:
             raise ValueError(f"source(s) {empty} have no pairs; check their paths and filters")
         self.offsets = np.cumsum([0, *self.sizes])
@@ -115,12 +131,26 @@ class MixedPairDataset(torch.utils.data.Dataset):
         per = np.array(self.sizes, dtype=np.float64)[used] / self.probabilities[used]
         return max(1, int(np.floor(per.min())) if self.stopping == "first_exhausted" else int(np.ceil(per.max())))
 
-    def __len__(self) -> int:
+    @property
+    def n_pairs(self) -> int:
+        """How many pairs the sources hold together (not the epoch length: that is `len()`)."""
         return int(self.offsets[-1])
 
-    def __getitem__(self, index: int):
-        s = bisect.bisect_right(self.offsets, int(index)) - 1
-        return self.sources[self.names[s]][int(index) - int(self.offsets[s])]
+    def __len__(self) -> int:
+        return self.epoch_length
+
+    def __getitem__(self, position: int):
+        position = int(position)
+        if position < 0:
+            position += self.epoch_length
+        if not 0 <= position < self.epoch_length:
+            raise IndexError(f"position {position} is outside the epoch (length {self.epoch_length})")
+        epoch = self.epoch
+        if self._cached is None or self._cached[0] != epoch:
+            self._cached = (epoch, self.schedule(epoch))
+        g = int(self._cached[1][position])
+        s = bisect.bisect_right(self.offsets, g) - 1
+        return self.sources[self.names[s]].item(g - int(self.offsets[s]), (self.seed, epoch, position))
 
     def source_of(self, index: int) -> str:
         """The name of the source that global index `index` belongs to."""
@@ -133,7 +163,7 @@ class MixedPairDataset(torch.utils.data.Dataset):
         labels = np.repeat(np.arange(len(self.names)), counts)
         rng.shuffle(labels)
         out = np.empty(self.epoch_length, dtype=np.int64)
-        for s, (count, size) in enumerate(zip(counts, self.sizes)):
+        for s, (count, size) in enumerate(zip(counts, self.sizes, strict=False)):
             if count == 0:
                 continue
             rounds = -(-count // size)  # each pass over a source is a fresh permutation
@@ -142,8 +172,12 @@ class MixedPairDataset(torch.utils.data.Dataset):
         return out
 
     def __repr__(self) -> str:
-        mix = ", ".join(f"{n}: {len(self.sources[n])} p={p:.3f}" for n, p in zip(self.names, self.probabilities))
-        return f"MixedPairDataset({mix}; epoch_length={self.epoch_length}, stopping={self.stopping!r}, seed={self.seed})"
+        mix = ", ".join(
+            f"{n}: {len(self.sources[n])} p={p:.3f}" for n, p in zip(self.names, self.probabilities, strict=False)
+        )
+        return (
+            f"MixedPairDataset({mix}; epoch_length={self.epoch_length}, stopping={self.stopping!r}, seed={self.seed})"
+        )
 
 
 class EpochSampler(torch.utils.data.Sampler[int]):
@@ -155,10 +189,18 @@ class EpochSampler(torch.utils.data.Sampler[int]):
     hold both, for a checkpoint.
     """
 
-    def __init__(self, schedule: Callable[[int], np.ndarray], *, rank: int = 0, world_size: int = 1):
+    def __init__(
+        self,
+        schedule: Callable[[int], np.ndarray],
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        on_epoch: Callable[[int], None] | None = None,
+    ):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size), got rank={rank} world_size={world_size}")
         self._schedule, self.rank, self.world_size = schedule, rank, world_size
+        self._on_epoch = on_epoch  # the dataset's set_epoch: whichever object accelerate reaches, both move
         self.epoch, self.start = 0, 0
         self._cached: tuple[int, np.ndarray] | None = None
 
@@ -173,6 +215,8 @@ class EpochSampler(torch.utils.data.Sampler[int]):
         """Move to `epoch`; a pending skip is kept only when the epoch does not change."""
         if int(epoch) != self.epoch:
             self.epoch, self.start = int(epoch), 0
+        if self._on_epoch is not None:
+            self._on_epoch(self.epoch)
 
     def skip(self, n: int) -> None:
         if n < 0:
@@ -184,6 +228,8 @@ class EpochSampler(torch.utils.data.Sampler[int]):
 
     def load_state_dict(self, state: Mapping[str, int]) -> None:
         self.epoch, self.start = int(state["epoch"]), int(state["start"])
+        if self._on_epoch is not None:
+            self._on_epoch(self.epoch)
 
     def __len__(self) -> int:
         return max(0, len(self._indices()) - self.start)
@@ -237,7 +283,11 @@ def mix_pairs(
     """
     if not sources:
         raise ValueError("mix_pairs needs at least one source, e.g. {'ggt': ds_a, 'existing': ds_b}")
-    bad = {n: type(d).__name__ for n, d in sources.items() if not isinstance(d, (datasets.Dataset, datasets.IterableDataset, PairedImageDataset))}
+    bad = {
+        n: type(d).__name__
+        for n, d in sources.items()
+        if not isinstance(d, (datasets.Dataset, datasets.IterableDataset, PairedImageDataset))
+    }
     if bad:
         raise ValueError(f"mix_pairs takes datasets.Dataset, datasets.IterableDataset or PairedImageDataset; got {bad}")
     names = list(sources)
@@ -259,9 +309,13 @@ def mix_pairs(
     streams = []
     for name, ds in sources.items():
         if isinstance(ds, PairedImageDataset):
-            raise ValueError(f"source {name!r}: give the datasets.Dataset, not a PairedImageDataset, when mixing with streams")
+            raise ValueError(
+                f"source {name!r}: give the datasets.Dataset, not a PairedImageDataset, when mixing with streams"
+            )
         if isinstance(ds, datasets.Dataset):
             ds = pair_view(ds).to_iterable_dataset(num_shards=max(1, min(num_shards, len(ds))))
         streams.append(_tagged_stream(ds, name))
     stream = datasets.interleave_datasets(streams, probabilities=probs.tolist(), seed=seed, stopping_strategy=stopping)
-    return IterablePairedDataset(stream, transform, crops_per_image=crops_per_image, rank=rank, world_size=world_size)
+    return IterablePairedDataset(
+        stream, transform, crops_per_image=crops_per_image, rank=rank, world_size=world_size, seed=seed
+    )

@@ -6,6 +6,12 @@ pair came through `mix_pairs`), `lq`/`hq` float32 CHW tensors in [0, 1]. With
 `crops_per_image=k > 1` an item is a list of k such dicts cut from one decoded pair;
 `collate_pairs` flattens them into one batch.
 
+Crops and flips are drawn from `sample_rng(seed, epoch, index)` (map-style: the row index; a mix:
+the position in the epoch; streaming: a hash of the source and id), never from worker RNG, so a run
+resumed mid-epoch cuts the same crops as an uninterrupted one for any `num_workers`. Call
+`set_epoch(epoch)` when an epoch starts (`make_dataloader`'s sampler and accelerate's
+`DataLoader.set_epoch` do); the epoch lives in shared memory, so persistent workers see it.
+
 Images are read as raw bytes (`datasets.Image(decode=False)`) and decoded here once per pair with
 `ggt_datasets.images` (OpenCV for plain PNGs, the project's EXIF/mode policy for the rest);
 crops are cut from uint8 views of the decoded pixels and only the crops are converted to float
@@ -22,21 +28,23 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import itertools
 import os
 from pathlib import Path
 from typing import Any, Callable, Union
 
 import datasets
-from datasets.distributed import split_dataset_by_node
 import numpy as np
 import torch
+from datasets.distributed import split_dataset_by_node
 from PIL import Image as PILImage
 
 from ggt_datasets import schema
 from ggt_datasets.images import decode_rgb_or_bgr, to_rgb
 
-from .transforms import PairedTransform, PairedTransformConfig, SkipItem
+from .transforms import PairedTransform, PairedTransformConfig, SkipItem, sample_rng
 
 # The columns a loader reads; every other column (provenance, QC, extra) is left on disk.
 PAIR_COLUMNS: tuple[str, ...] = (schema.ID, schema.LQ, schema.HQ, schema.CATEGORY)
@@ -118,6 +126,27 @@ def to_float(x: torch.Tensor, bgr: bool = False) -> torch.Tensor:
     return out.div_(255.0)
 
 
+def shared_epoch(value: int = 0) -> torch.Tensor:
+    """An epoch counter in shared memory: set in the main process, read by persistent workers
+    (what `datasets.IterableDataset` does for its own epoch)."""
+    return torch.tensor(int(value), dtype=torch.int64).share_memory_()
+
+
+def check_seed(value: int, label: str = "seed") -> int:
+    """`value` as an int; ValueError naming `label` unless it is a non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{label} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def _takes_rng(fn: Callable) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "rng" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def _as_transform(transform: TransformLike) -> Callable | None:
     if isinstance(transform, PairedTransformConfig):
         return PairedTransform(transform)
@@ -129,15 +158,19 @@ def _as_transform(transform: TransformLike) -> Callable | None:
 class _PairItems:
     """Turns one row into item dict(s): decode once, transform `crops_per_image` times."""
 
-    def __init__(self, transform: TransformLike, crops_per_image: int, source: str | None, category_names: list[str] | None):
+    def __init__(
+        self, transform: TransformLike, crops_per_image: int, source: str | None, category_names: list[str] | None
+    ):
         if not isinstance(crops_per_image, int) or crops_per_image < 1:
             raise ValueError(f"crops_per_image must be a positive integer, got {crops_per_image!r}")
         self.transform = _as_transform(transform)
+        self.takes_rng = self.transform is not None and _takes_rng(self.transform)  # else its own RNG
         self.crops_per_image = crops_per_image
         self.source = source
         self.category_names = category_names
 
-    def __call__(self, row: dict[str, Any]) -> dict | list[dict] | None:
+    def __call__(self, row: dict[str, Any], key: tuple[int, int, int] | None = None) -> dict | list[dict] | None:
+        """Items of one row; `key` = (seed, epoch, index) seeds the crop/flip draws."""
         item_id = str(row.get(schema.ID) or "")
         name = item_id or "<no id>"
         lq_arr, lq_bgr = _load(row[schema.LQ], f"{name} lq")
@@ -148,12 +181,13 @@ class _PairItems:
             category = self.category_names[category]
         source = row.get(MIX_SOURCE_COLUMN, self.source)
         items = []
-        for _ in range(self.crops_per_image):
+        extra = {"rng": sample_rng(*key)} if key is not None and self.takes_rng else {}
+        for _ in range(self.crops_per_image):  # k crops: successive draws of the one generator
             if self.transform is None:
                 lq_c, hq_c = lq, hq
             else:
                 try:
-                    lq_c, hq_c = self.transform(lq, hq, name=name)
+                    lq_c, hq_c = self.transform(lq, hq, name=name, **extra)
                 except SkipItem:
                     return None
             item = {"lq": to_float(lq_c, lq_bgr), "hq": to_float(hq_c, hq_bgr), "category": category, "id": item_id}
@@ -168,13 +202,28 @@ def _category_names(dataset: AnyDataset) -> list[str] | None:
     return list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
 
 
-class PairedImageDataset(torch.utils.data.Dataset):
+class EpochState:
+    """`epoch` and `set_epoch` over a counter in shared memory (`self._epoch = shared_epoch()`)."""
+
+    _epoch: torch.Tensor
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch `epoch` (its schedule and crops); reaches persistent DataLoader workers."""
+        self._epoch.fill_(check_seed(epoch, "epoch"))
+
+
+class PairedImageDataset(EpochState, torch.utils.data.Dataset):
     """Map-style torch dataset of LQ/HQ pairs over a `datasets.Dataset` in the GGT schema.
 
     transform: a PairedTransformConfig / PairedTransform / callable `(lq, hq, name=) -> (lq, hq)`
         on uint8 CHW tensors; None returns whole images.
     crops_per_image: crops cut from each decoded pair (an item is then a list of dicts).
     source: tag put in every item under "source" (`mix_pairs` sets it).
+    seed: with the epoch (`set_epoch`) and the index, it fixes each item's crop and flips.
 
     The arrow table stays memory-mapped: DataLoader workers share it instead of copying it.
     Items skipped by the "skip" small-image policy come back as None (collate_pairs drops them).
@@ -183,7 +232,15 @@ class PairedImageDataset(torch.utils.data.Dataset):
         >>> pairs = PairedImageDataset(ds, PairedTransformConfig(crop_size=128), crops_per_image=4)  # doctest: +SKIP
     """
 
-    def __init__(self, dataset: datasets.Dataset, transform: TransformLike = None, *, crops_per_image: int = 1, source: str | None = None):
+    def __init__(
+        self,
+        dataset: datasets.Dataset,
+        transform: TransformLike = None,
+        *,
+        crops_per_image: int = 1,
+        source: str | None = None,
+        seed: int = 0,
+    ):
         if not isinstance(dataset, datasets.Dataset):
             raise ValueError(
                 f"PairedImageDataset needs a datasets.Dataset, got {type(dataset).__name__}; "
@@ -191,6 +248,8 @@ class PairedImageDataset(torch.utils.data.Dataset):
             )
         self.dataset = pair_view(dataset)
         self._items = _PairItems(transform, crops_per_image, source, _category_names(self.dataset))
+        self.seed = check_seed(seed)
+        self._epoch = shared_epoch(0)
 
     @property
     def crops_per_image(self) -> int:
@@ -204,10 +263,26 @@ class PairedImageDataset(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict | list[dict] | None:
-        return self._items(self.dataset[int(index)])
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        return self.item(index, (self.seed, self.epoch, index))
+
+    def item(self, index: int, key: tuple[int, int, int]) -> dict | list[dict] | None:
+        """Row `index` with its crops drawn from `sample_rng(*key)` (what a mix uses)."""
+        return self._items(self.dataset[int(index)], key)
 
     def __repr__(self) -> str:
-        return f"PairedImageDataset(n={len(self)}, transform={self.transform}, crops_per_image={self.crops_per_image})"
+        return (
+            f"PairedImageDataset(n={len(self)}, transform={self.transform}, crops_per_image={self.crops_per_image}, "
+            f"seed={self.seed})"
+        )
+
+
+def _row_key(row: dict[str, Any], source: str | None) -> int:
+    """A stream has no global index: a row's crops are keyed by its source and id instead."""
+    text = f"{row.get(MIX_SOURCE_COLUMN, source) or ''}/{row.get(schema.ID) or ''}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -226,9 +301,12 @@ class IterablePairedDataset(torch.utils.data.IterableDataset):
     more parquet files) or some workers stay idle. Build the DataLoader per process and do not
     pass it through `accelerator.prepare` (that would shard it a second time).
 
+    Crops are keyed by (seed, epoch, hash of source and id): rows without ids share one key.
+
     Example:
         >>> stream = datasets.load_dataset("ORG/ggt-100k", "all", split="train", streaming=True)  # doctest: +SKIP
-        >>> pairs = IterablePairedDataset(stream.shuffle(seed=0, buffer_size=256), PairedTransformConfig())  # doctest: +SKIP
+        >>> shuffled = stream.shuffle(seed=0, buffer_size=256)  # doctest: +SKIP
+        >>> pairs = IterablePairedDataset(shuffled, PairedTransformConfig())  # doctest: +SKIP
     """
 
     def __init__(
@@ -240,9 +318,13 @@ class IterablePairedDataset(torch.utils.data.IterableDataset):
         source: str | None = None,
         rank: int | None = None,
         world_size: int | None = None,
+        seed: int = 0,
     ):
         if isinstance(dataset, datasets.Dataset):
-            raise ValueError("IterablePairedDataset needs a streaming datasets.IterableDataset; use PairedImageDataset, or ds.to_iterable_dataset(num_shards=...)")
+            raise ValueError(
+                "IterablePairedDataset needs a streaming datasets.IterableDataset; "
+                "use PairedImageDataset, or ds.to_iterable_dataset(num_shards=...)"
+            )
         if not isinstance(dataset, datasets.IterableDataset):
             raise ValueError(f"IterablePairedDataset needs a datasets.IterableDataset, got {type(dataset).__name__}")
         self.rank = _env_int("RANK", 0) if rank is None else rank
@@ -254,6 +336,7 @@ class IterablePairedDataset(torch.utils.data.IterableDataset):
             dataset = split_dataset_by_node(dataset, rank=self.rank, world_size=self.world_size)
         self.dataset = dataset
         self._items = _PairItems(transform, crops_per_image, source, _category_names(dataset))
+        self.seed = check_seed(seed)
         self._skip_batches = 0
         self._pairs_per_batch = 1
         self._resume_epoch = -1
@@ -281,7 +364,9 @@ class IterablePairedDataset(torch.utils.data.IterableDataset):
         own `state_dict`), or it applies again when the DataLoader restarts its workers.
         """
         if batches_done < 0 or pairs_per_batch < 1:
-            raise ValueError(f"resume needs batches_done >= 0 and pairs_per_batch >= 1, got {batches_done}, {pairs_per_batch}")
+            raise ValueError(
+                f"resume needs batches_done >= 0 and pairs_per_batch >= 1, got {batches_done}, {pairs_per_batch}"
+            )
         self._skip_batches, self._pairs_per_batch = batches_done, pairs_per_batch
         self._resume_epoch = self.dataset.epoch
 
@@ -298,10 +383,12 @@ class IterablePairedDataset(torch.utils.data.IterableDataset):
         skip = self._rows_to_skip()
         if skip:
             rows = itertools.islice(rows, skip, None)
+        epoch = self.dataset.epoch
         for row in rows:
-            item = self._items(row)
+            item = self._items(row, (self.seed, epoch, _row_key(row, self._items.source)))
             if item is not None:
                 yield item
 
     def __repr__(self) -> str:
-        return f"IterablePairedDataset(n_shards={self.n_shards}, rank={self.rank}/{self.world_size}, crops_per_image={self.crops_per_image})"
+        return (f"IterablePairedDataset(n_shards={self.n_shards}, rank={self.rank}/{self.world_size}, "
+                f"crops_per_image={self.crops_per_image})")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Union
 
 import numpy as np
 import torch
@@ -25,6 +25,29 @@ import torch.nn.functional as F
 
 SmallImagePolicy = Literal["pad", "skip", "error"]
 CropMode = Literal["random", "center"]
+# A crop/flip draw comes from either; the datasets pass `sample_rng(seed, epoch, index)`.
+Rng = Union[random.Random, np.random.Generator]
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator of one sample's crop and flips: a pure function of (seed, epoch, index).
+
+    Independent of DataLoader workers and of what was drawn before, so a run resumed mid-epoch
+    cuts the same crops as an uninterrupted one.
+
+    Example:
+        >>> int(sample_rng(0, 1, 7).integers(100)) == int(sample_rng(0, 1, 7).integers(100))
+        True
+    """
+    for label, value in (("seed", seed), ("epoch", epoch), ("index", index)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"sample_rng needs a non-negative integer {label}, got {value!r}")
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(index)]))
+
+
+def _randint(rng: Rng, high: int) -> int:
+    """A uniform integer in [0, high], from either kind of generator."""
+    return int(rng.integers(0, high + 1)) if isinstance(rng, np.random.Generator) else rng.randint(0, high)
 
 
 class SkipItem(Exception):
@@ -60,7 +83,7 @@ def _too_small(lq: torch.Tensor, hq: torch.Tensor, size: int, scale: int, name: 
 
 
 def paired_random_crop(
-    lq: torch.Tensor, hq: torch.Tensor, size: int, scale: int = 1, *, name: str = "", rng: random.Random | None = None
+    lq: torch.Tensor, hq: torch.Tensor, size: int, scale: int = 1, *, name: str = "", rng: Rng | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Crop the same region from both images: an HQ `size` square and the LQ `size // scale` square.
 
@@ -70,8 +93,8 @@ def paired_random_crop(
     Example:
         >>> lq_c, hq_c = paired_random_crop(lq, hq, 256, scale=4, name="0001")  # doctest: +SKIP
     """
-    rng = rng or random
-    return _paired_crop(lq, hq, size, scale, name, lambda h, w: (rng.randint(0, h), rng.randint(0, w)))
+    rng = rng if rng is not None else random
+    return _paired_crop(lq, hq, size, scale, name, lambda h, w: (_randint(rng, h), _randint(rng, w)))
 
 
 def paired_center_crop(
@@ -115,14 +138,14 @@ def pad_pair(lq: torch.Tensor, hq: torch.Tensor, size: int, scale: int = 1) -> t
 
 
 def paired_flip_rot(
-    lq: torch.Tensor, hq: torch.Tensor, *, hflip: bool = True, rot90: bool = True, rng: random.Random | None = None
+    lq: torch.Tensor, hq: torch.Tensor, *, hflip: bool = True, rot90: bool = True, rng: Rng | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random horizontal flip and (with `rot90`) vertical flip and transpose, drawn once for both.
 
     Together they give BasicSR's `augment(use_hflip, use_rot)`: all eight 90-degree
     rotations/reflections when both are on.
     """
-    rng = rng or random
+    rng = rng if rng is not None else random
     h = hflip and rng.random() < 0.5
     v = rot90 and rng.random() < 0.5
     t = rot90 and rng.random() < 0.5
@@ -217,7 +240,7 @@ class PairedTransform:
         return f"PairedTransform({self.config})"
 
     def __call__(
-        self, lq: torch.Tensor, hq: torch.Tensor, *, name: str = "", rng: random.Random | None = None
+        self, lq: torch.Tensor, hq: torch.Tensor, *, name: str = "", rng: Rng | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config
         if c.resize is not None:

@@ -23,10 +23,14 @@ from ggt_datasets.loaders import (
 )
 
 
-def write_tree(root: Path, photo: np.ndarray, names: list[str], *, scale: int = 1, lq_tmpl: str = "{}", hq="hq", lq="lq") -> None:
+def write_tree(
+    root: Path, photo: np.ndarray, names: list[str], *, scale: int = 1, lq_tmpl: str = "{}", hq="hq", lq="lq"
+) -> None:
     for k, name in enumerate(names):
         hq_img = np.ascontiguousarray(photo[k * 8 : k * 8 + 64, k * 8 : k * 8 + 96])
-        lq_img = cv2.resize(hq_img, (96 // scale, 64 // scale), interpolation=cv2.INTER_AREA) if scale > 1 else 255 - hq_img
+        lq_img = (
+            cv2.resize(hq_img, (96 // scale, 64 // scale), interpolation=cv2.INTER_AREA) if scale > 1 else 255 - hq_img
+        )
         rel = Path(name)
         for side, img, stem in ((hq, hq_img, rel.stem), (lq, lq_img, lq_tmpl.format(rel.stem))):
             path = root / side / rel.parent / f"{stem}.png"
@@ -106,8 +110,10 @@ def test_from_columns_with_paths_and_images(tmp_path, photo, pairs):
 
 def test_folder_pairs_mix_with_ggt_pairs(tmp_path, photo, pairs):
     write_tree(tmp_path, photo, ["a", "b", "c", "d"])
-    mixed = mix_pairs({"ggt": pairs, "existing": paired_folder(tmp_path)}, seed=0, transform=PairedTransformConfig(crop_size=32))
+    mixed = mix_pairs(
+        {"ggt": pairs, "existing": paired_folder(tmp_path)}, seed=0, transform=PairedTransformConfig(crop_size=32)
+    )
     batch = next(iter(make_dataloader(mixed, batch_size=8, num_workers=0)))
     assert batch["lq"].shape == (8, 3, 32, 32)
     assert set(batch["source"]) == {"ggt", "existing"}
-    assert all((s == "existing") == (i in "abcd") for s, i in zip(batch["source"], batch["id"]))
+    assert all((s == "existing") == (i in "abcd") for s, i in zip(batch["source"], batch["id"], strict=False))

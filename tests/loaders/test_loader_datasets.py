@@ -93,7 +93,9 @@ def test_dataloader_two_workers_covers_each_pair_once(pairs):
     assert all(b["lq"].shape == (4, 3, 32, 32) for b in batches)
     assert sorted(i for b in batches for i in b["id"]) == sorted(pairs["id"])
     # seeded: the same order again; a new epoch reshuffles
-    assert ids_of(make_dataloader(ds, batch_size=4, num_workers=0, drop_last=False, seed=0)) == [i for b in batches for i in b["id"]]
+    assert ids_of(make_dataloader(ds, batch_size=4, num_workers=0, drop_last=False, seed=0)) == [
+        i for b in batches for i in b["id"]
+    ]
     set_epoch(loader, 1)
     assert ids_of(loader) != [i for b in batches for i in b["id"]]
 
@@ -109,7 +111,10 @@ def test_resume_from_a_step_replays_the_same_stream(pairs):
 
 def test_ranks_split_map_style_without_overlap(pairs):
     ds = PairedImageDataset(pairs, CROP)
-    shares = [ids_of(make_dataloader(ds, batch_size=2, num_workers=0, rank=r, world_size=3, drop_last=False)) for r in range(3)]
+    shares = [
+        ids_of(make_dataloader(ds, batch_size=2, num_workers=0, rank=r, world_size=3, drop_last=False))
+        for r in range(3)
+    ]
     assert sorted(sum(shares, [])) == sorted(pairs["id"])
 
 
@@ -175,6 +180,8 @@ def test_workers_get_the_memory_mapped_table_not_a_copy(built_dir):
     import pickle
 
     ds = datasets.load_dataset(str(built_dir), "all", split="train")
-    image_bytes = sum(len(cell["bytes"]) for side in ("lq", "hq") for cell in ds.cast_column(side, datasets.Image(decode=False))[side])
+    image_bytes = sum(
+        len(cell["bytes"]) for side in ("lq", "hq") for cell in ds.cast_column(side, datasets.Image(decode=False))[side]
+    )
     pickled = len(pickle.dumps(PairedImageDataset(ds, CROP)))  # what spawn/forkserver workers receive
     assert pickled < image_bytes / 10, (pickled, image_bytes)

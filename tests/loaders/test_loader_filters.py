@@ -22,7 +22,10 @@ def undecodable(pair_factory) -> datasets.Dataset:
 
 def test_parse_where_forms():
     assert parse_where("qc_structure_ssim >= 0.5") == [("qc_structure_ssim", ">=", 0.5)]
-    assert parse_where({"qc_vlm_d": "> 60", "review": "== accept"}) == [("qc_vlm_d", ">", 60.0), ("review", "==", "accept")]
+    assert parse_where({"qc_vlm_d": "> 60", "review": "== accept"}) == [
+        ("qc_vlm_d", ">", 60.0),
+        ("review", "==", "accept"),
+    ]
     assert parse_where({"qc_vlm_f": ("<=", 90)}) == [("qc_vlm_f", "<=", 90)]
     with pytest.raises(ValueError, match="COLUMN OP VALUE"):
         parse_where("qc_structure_ssim about 0.5")
@@ -34,7 +37,9 @@ def test_filters_never_decode_images(undecodable):
     kept = filter_pairs(undecodable, where="qc_structure_ssim >= 0.5")
     # nulls and NaN fail the condition
     assert kept["id"] == ["p002", "p003", "p005", "p006", "p008", "p010"]
-    kept = filter_pairs(undecodable, categories=["rain", "snow"], where={"qc_structure_ssim": "> 0.05", "review": "== reject"})
+    kept = filter_pairs(
+        undecodable, categories=["rain", "snow"], where={"qc_structure_ssim": "> 0.05", "review": "== reject"}
+    )
     assert kept["id"] == ["p001", "p003", "p007"]
     assert set(kept["category"]) <= {1, 3}
     assert filter_pairs(undecodable, categories="haze")["id"] == ["p002", "p008"]
@@ -68,3 +73,16 @@ def test_load_pairs_from_the_built_folder(built_dir):
     assert len(list(stream)) == 1
     with pytest.raises(ValueError, match="unknown split"):
         load_pairs(built_dir, split="validation")
+
+
+def test_where_on_the_category_compares_by_name(built_dir, undecodable):
+    rain = load_pairs(built_dir, split="train", categories="rain")
+    by_name = load_pairs(built_dir, split="train", where="category == 'rain'")  # a ClassLabel: stored as 1
+    assert len(by_name) == 3 and by_name["id"] == rain["id"]
+    assert len(load_pairs(built_dir, split="train", where={"category": "!= rain"})) == 15
+    stream = filter_pairs(undecodable.to_iterable_dataset(num_shards=2), where="category == haze")
+    assert sorted(r["id"] for r in stream) == ["p002", "p008"]
+    with pytest.raises(ValueError, match="no such category; expected one of mixed, rain"):
+        filter_pairs(undecodable, where="category == 'fog'")
+    with pytest.raises(ValueError, match="class label; compare it with == or !=.*categories="):
+        filter_pairs(undecodable, where="category >= rain")

@@ -62,18 +62,24 @@ def test_reproducible_for_a_seed(two_sources):
 
 def test_items_are_tagged_and_resume_continues_the_stream(two_sources):
     mixed = mix_pairs(two_sources, seed=1, transform=CROP, crops_per_image=2)
-    full = [(s, i) for b in make_dataloader(mixed, batch_size=4, num_workers=0, epoch=1) for s, i in zip(b["source"], b["id"])]
+    full = [
+        (s, i)
+        for b in make_dataloader(mixed, batch_size=4, num_workers=0, epoch=1)
+        for s, i in zip(b["source"], b["id"], strict=False)
+    ]
     assert len(full) == 2 * mixed.epoch_length
     assert all(i.startswith(s[0]) for s, i in full)  # ids g*/e* carry their source's first letter
     resumed = [(s, i) for b in make_dataloader(mixed, batch_size=4, num_workers=0, epoch=1, start_step=5)
-               for s, i in zip(b["source"], b["id"])]
+               for s, i in zip(b["source"], b["id"], strict=False)]
     assert resumed == full[5 * 4 :]
 
 
 def test_mix_with_a_paired_dataset_keeps_its_transform(two_sources):
     big = PairedImageDataset(two_sources["existing"], PairedTransformConfig(crop_size=8))
     mixed = mix_pairs({"ggt": two_sources["ggt"], "existing": big}, seed=0, transform=CROP)
-    items = [mixed[i] for i in (0, 40)]
+    sched = mixed.schedule(0)
+    positions = [next(p for p, g in enumerate(sched) if mixed.source_of(g) == name) for name in ("ggt", "existing")]
+    items = [mixed[p] for p in positions]  # a mix is indexed by position in its epoch
     assert [(x["source"], x["lq"].shape[-1]) for x in items] == [("ggt", 16), ("existing", 8)]
     assert big._items.source is None  # the caller's dataset is not changed
 
@@ -109,9 +115,40 @@ def test_streaming_mix_ratio_and_reproducibility(pair_factory):
 
 def test_streaming_mix_in_two_workers(pair_factory):
     mixed = mix_pairs(
-        {"ggt": pair_factory(20, 24, prefix="g").to_iterable_dataset(num_shards=2), "existing": pair_factory(20, 24, prefix="e")},
-        seed=0, transform=CROP, num_shards=2, stopping="all_exhausted", rank=0, world_size=1,
+        {
+            "ggt": pair_factory(20, 24, prefix="g").to_iterable_dataset(num_shards=2),
+            "existing": pair_factory(20, 24, prefix="e"),
+        },
+        seed=0,
+        transform=CROP,
+        num_shards=2,
+        stopping="all_exhausted",
+        rank=0,
+        world_size=1,
     )
     ids = [i for b in make_dataloader(mixed, batch_size=4, num_workers=2, drop_last=False) for i in b["id"]]
     assert {i[0] for i in ids} == {"g", "e"}
     assert {i for i in ids if i[0] == "g"} == {f"g{k:03d}" for k in range(20)}  # every ggt pair came
+
+
+@pytest.mark.parametrize("kwargs, epoch", [({"stopping": "first_exhausted"}, 8), ({"stopping": "all_exhausted"}, 48),
+                                           ({"epoch_length": 30}, 30)])
+def test_len_is_what_one_epoch_yields(pair_factory, kwargs, epoch):
+    sources = {"ggt": pair_factory(4, 8, prefix="g"), "existing": pair_factory(24, 8, prefix="e")}
+    mixed = mix_pairs(sources, seed=0, **kwargs)  # 28 pairs in all; an epoch of 8, 48 or 30
+    assert mixed.n_pairs == 28
+    loader = make_dataloader(mixed, batch_size=1, num_workers=0, drop_last=False)
+    seen = [i for b in loader for i in b["id"]]
+    assert len(mixed) == len(seen) == len(loader) == epoch
+    with pytest.raises(IndexError):
+        mixed[epoch]
+
+
+def test_a_streaming_mix_has_no_len(pair_factory):
+    mixed = mix_pairs(
+        {"a": pair_factory(4, 8).to_iterable_dataset(), "b": pair_factory(6, 8)}, seed=0, rank=0, world_size=1
+    )
+    with pytest.raises(TypeError):
+        len(mixed)
+    ids = [x["id"] for x in mixed]  # how many depends on the seeded draws: unknown before iterating
+    assert ids == [x["id"] for x in mixed] and len(ids) > 0

@@ -38,7 +38,9 @@ def chw(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(img)).permute(2, 0, 1)
 
 
-@pytest.mark.parametrize("config", ALL_CONFIGS, ids=lambda c: f"crop{c.crop_size}-{c.mode}-resize{c.resize}-{c.small_images}")
+@pytest.mark.parametrize(
+    "config", ALL_CONFIGS, ids=lambda c: f"crop{c.crop_size}-{c.mode}-resize{c.resize}-{c.small_images}"
+)
 def test_identical_pair_gives_identical_crops(photo, config):
     img = chw(photo[:300, :200])
     t = PairedTransform(config)
@@ -55,7 +57,9 @@ def test_identical_pair_gives_identical_crops(photo, config):
 def test_identical_pair_under_each_function(photo):
     img = chw(photo)
     for seed in range(16):  # 16 draws cover all 8 flip/rotation combinations with high probability
-        a, b = paired_flip_rot(*paired_random_crop(img, img.clone(), 128, rng=random.Random(seed)), rng=random.Random(seed))
+        a, b = paired_flip_rot(
+            *paired_random_crop(img, img.clone(), 128, rng=random.Random(seed)), rng=random.Random(seed)
+        )
         assert torch.equal(a, b)
     assert torch.equal(*paired_center_crop(img, img.clone(), 100))
     assert torch.equal(*paired_resize(img, img.clone(), (200, 300)))
