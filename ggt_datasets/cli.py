@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ggt_datasets.qc.cli",  # qc, review
     "ggt_datasets.metrics.cli",  # eval, weights
     "ggt_datasets.training.experiment",  # experiment
+    "ggt_datasets.bench.cli",  # bench-mfm, arena-results
 )
 
 EPILOG = """\

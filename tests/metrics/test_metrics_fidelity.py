@@ -8,8 +8,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from ggt_datasets.metrics import psnr, ssim, to_tensor
 from PIL import Image
+
+from ggt_datasets.metrics import psnr, ssim, to_tensor
 
 TOL = 1e-6
 
@@ -102,7 +103,7 @@ def test_batched_equals_one_by_one_and_odd_sizes(real_photo):
     b = torch.cat([_rgb_t(x) for x in hqs])
     batch_p = psnr(a, b, crop_border=3, test_y_channel=True)
     batch_s = ssim(a, b, crop_border=3, test_y_channel=True)
-    for i, (lq, hq) in enumerate(zip(lqs, hqs)):
+    for i, (lq, hq) in enumerate(zip(lqs, hqs, strict=True)):
         bl, bh = lq[..., ::-1].copy(), hq[..., ::-1].copy()
         assert abs(float(batch_p[i]) - ref_psnr(bl, bh, 3, True)) <= TOL
         assert abs(float(batch_s[i]) - ref_ssim(bl, bh, 3, True)) <= TOL
@@ -231,3 +232,33 @@ def test_overshoot_is_clamped_like_tensor2img(real_photo):
     hq = _rgb_t(real_photo("astronaut", 64))
     over = hq * 1.6 - 0.3  # a restorer's output running outside [0, 1]
     assert float(psnr(over, hq)) == float(psnr(over.clamp(0, 1), hq))
+
+
+def test_fast_quantisation_equals_tensor2img_on_every_level_and_its_neighbours():
+    """_quantize_np (cv2) must round exactly like numpy: float32, clamp, * 255, round half to even."""
+    from ggt_datasets.metrics import fidelity as F
+
+    quarter = (np.arange(0, 256 * 4, dtype=np.float32) / 4) / 255  # levels, halves and quarters
+    up, down = np.nextafter(quarter, np.float32(2)), np.nextafter(quarter, np.float32(-1))
+    rng = np.random.default_rng(3)
+    values = np.concatenate([quarter, up, down, rng.uniform(-0.5, 1.5, 4000).astype(np.float32)])
+    for dtype in (np.float32, np.float64):
+        x = values.astype(dtype).reshape(1, 1, -1, 8)
+        f = x.astype(np.float32)
+        want = np.round(np.clip(f, 0, 1) * np.float32(255)).astype(np.uint8)
+        assert np.array_equal(F._quantize_np(x), want)
+
+
+def test_memory_layouts_give_identical_values(real_photo):
+    """CHW views of HWC memory (to_tensor's), channels-last batches and contiguous batches agree exactly."""
+    hqs = [real_photo(n, 96) for n in ("chelsea", "coffee")]
+    lqs = [_degrade(h, "noise") for h in hqs]
+    views = [(to_tensor(lq), to_tensor(hq)) for lq, hq in zip(lqs, hqs, strict=True)]
+    a, b = torch.cat([v[0] for v in views]).contiguous(), torch.cat([v[1] for v in views]).contiguous()
+    cl_a, cl_b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
+    for y in (False, True):
+        want = ssim(a, b, test_y_channel=y)
+        assert torch.equal(ssim(cl_a, cl_b, test_y_channel=y), want)
+        assert torch.equal(torch.cat([ssim(p, q, test_y_channel=y) for p, q in views]), want)
+        assert torch.equal(ssim((a * 255).round().to(torch.uint8), (b * 255).round().to(torch.uint8), test_y_channel=y),
+                           want)
