@@ -14,6 +14,8 @@ import os
 import sys
 
 from ggt_datasets._optional import MissingExtraError
+from ggt_datasets.atomic import WriteError
+from ggt_datasets.backends.base import FatalBackendError
 
 # module -> the parts of `ggt` it adds. Order is the order in `ggt --help`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -62,8 +64,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, MissingExtraError) as err:
-        # Bad input from the user: one clear line, no traceback.
+    except (
+        ValueError,
+        FileNotFoundError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+        MissingExtraError,
+        WriteError,
+        FatalBackendError,
+    ) as err:
+        # Bad input, a disk that refuses a write, a backend that cannot work (wrong key, model that
+        # cannot load): one clear line, no traceback.
         if os.environ.get("GGT_DEBUG"):
             raise
         print(f"ggt {args.command}: error: {err}", file=sys.stderr)
