@@ -3,6 +3,7 @@
     ggt eval --pred OUT --ref HQ --metrics psnr,ssim,lpips --crop-border 4 --json scores.json
     ggt eval --dataset ggt-100k --config rain --split test --pred OUT     # predictions by id
     ggt eval --dataset ggt-100k --config rain --split test                # the LQ against HQ
+    ggt eval --model RealESRGAN_x4plus.pth --dataset ggt-100k --config rain --split test --tile 512
     ggt weights list | ggt weights download lpips dists | ggt weights import ~/.cache/torch/hub
 """
 
@@ -140,6 +141,29 @@ def _write_outputs(args: argparse.Namespace, result: Any, options: dict[str, Any
             writer.writerows(result.rows)
 
 
+# ---- `ggt eval --model CHECKPOINT`: restore a split with a model, then score it ----
+def _model_inputs(args: argparse.Namespace) -> tuple[list[str], list[Any], list[Any], list[Any], str]:
+    """ids, restored images, references, LQs and a description, for --model with --dataset."""
+    from ggt_datasets.training.inference import restore_all
+    from ggt_datasets.training.zoo import CHECKPOINT_SUFFIXES, CONFIG_NAME, load_restorer
+
+    if not args.dataset:
+        raise ValueError("--model needs --dataset DIR (a built dataset) and its --config/--split")
+    if args.pred:
+        raise ValueError("give either --model (restore the LQ now) or --pred (restored images), not both")
+    folder = Path(args.model)
+    if folder.is_dir() and not (folder / CONFIG_NAME).is_file():
+        files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in CHECKPOINT_SUFFIXES)
+        hint = f"; pass one of its checkpoint files, e.g. {folder / files[0]} ({len(files)} here)" if files else ""
+        raise ValueError(f"{folder}: not a model folder (no {CONFIG_NAME}){hint}")
+    model = load_restorer(args.model)
+    ids, lqs, refs, _ = _dataset_inputs(argparse.Namespace(**{**vars(args), "pred": None}))
+    preds = restore_all(model, ids, lqs, tile=args.tile, overlap=args.tile_overlap, save_dir=args.save_outputs,
+                        device=args.device)
+    arch = f"{model.config.architecture} x{model.config.scale}"
+    return ids, preds, refs, lqs, f"{args.dataset} [{args.config}/{args.split}] restored by {args.model} ({arch})"
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from ggt_datasets.metrics.evaluation import evaluate_pairs, parse_metric_names
 
@@ -148,9 +172,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if "vlm_r" in names:
         from ggt_datasets.backends import make_vlm
 
-        vlm = make_vlm(args.vlm)
+        vlm = make_vlm(args.vlm, base_url=getattr(args, "base_url", None))  # no key needed on a loopback URL
     lqs = None
-    if args.dataset:
+    if getattr(args, "model", None):
+        ids, preds, refs, lqs, source = _model_inputs(args)
+    elif args.dataset:
         ids, preds, refs, lqs = _dataset_inputs(args)
         source = f"{args.dataset} [{args.config}/{args.split}]" + (f" vs {args.pred}" if args.pred else " LQ vs HQ")
     else:
@@ -162,15 +188,37 @@ def cmd_eval(args: argparse.Namespace) -> int:
             files = image_files(Path(args.pred))
             ids, preds, refs = sorted(files), [files[k] for k in sorted(files)], None
         source = f"{args.pred}" + (f" vs {args.ref}" if args.ref else "")
-    result = evaluate_pairs(
-        preds, refs, names, ids=ids, crop_border=args.crop_border, test_y_channel=args.test_y_channel,
-        device=args.device, lqs=lqs, vlm=vlm, weights_dir=args.weights_dir, progress=True,
+    result, usage = _evaluate_metered(
+        evaluate_pairs, preds, refs, names, ids=ids, crop_border=args.crop_border,
+        test_y_channel=args.test_y_channel, device=args.device, lqs=lqs, vlm=vlm, weights_dir=args.weights_dir,
+        progress=True,
     )
+    if usage is None:
+        return 2
     options = {"crop_border": args.crop_border, "test_y_channel": args.test_y_channel, "source": source}
+    if vlm is not None:
+        options.update(vlm=vlm.name, vlm_model=vlm.model, vlm_requests=usage.requests,
+                       vlm_cost_usd=round(usage.cost_usd, 8))
     print(result.table(title="mean"))
     print(f"{source}; crop_border={args.crop_border}, test_y_channel={args.test_y_channel}")
+    if vlm is not None:
+        print(f"vlm_r: {usage.requests} request(s) to {vlm.name} {vlm.model}, ${usage.cost_usd:.4f}")
     _write_outputs(args, result, options)
     return 0
+
+
+def _evaluate_metered(evaluate: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """(result, VLM usage) of evaluate(...); (None, None) after printing one line when the VLM
+    cannot be reached or refuses (network down, key refused, server error)."""
+    from ggt_datasets.backends.base import BackendRequestError, BlockedError, TransientBackendError
+    from ggt_datasets.backends.usage import metered
+
+    try:
+        with metered() as usage:
+            return evaluate(*args, **kwargs), usage
+    except (TransientBackendError, BackendRequestError, BlockedError) as err:
+        print(f"ggt eval: error: vlm_r: {err} (after {usage.requests} VLM request(s))", file=sys.stderr)
+        return None, None
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
@@ -200,7 +248,14 @@ def cmd_weights(args: argparse.Namespace) -> int:
         names = args.metrics or learned
         for m in names:
             needed_files(m)  # unknown names fail before any download
-        new = download_weights(names, folder)
+        from ggt_datasets.metrics.weights import DownloadError
+
+        try:
+            new = download_weights(names, folder)
+        except DownloadError as err:
+            kept = f" ({len(err.fetched)} file(s) fetched before it are kept)" if err.fetched else ""
+            print(f"ggt weights: error: {err}{kept}", file=sys.stderr)
+            return 2
         print(f"{len(new)} file(s) downloaded into {folder}")
         return 0
     copied = import_weights(args.source, folder)
@@ -230,6 +285,13 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--device", default=None, help="torch device for learned metrics")
     p.add_argument("--weights-dir", default=None, help="weights folder (default: $GGT_WEIGHTS_DIR)")
     p.add_argument("--vlm", default="gemini", help="VLM backend for vlm_r (default: gemini)")
+    p.add_argument("--base-url", help="VLM endpoint for vlm_r, e.g. a proxy or a local test server (as ggt synth)")
+    p.add_argument("--model", help="restore --dataset's LQ with this checkpoint first: a folder from finetune.py, "
+                   "an official .pth/.ckpt/.safetensors file, hf://ORG/REPO/FILE or ORG/REPO:FILE")
+    p.add_argument("--save-outputs", help="with --model: write the restored images here as <id>.png")
+    p.add_argument("--tile", type=int, default=None,
+                   help="with --model: LQ tile size for large images (default: whole images)")
+    p.add_argument("--tile-overlap", type=int, default=32, help="with --model: tile overlap in LQ pixels (default 32)")
     p.add_argument("--json", help="write means and per-image rows as JSON")
     p.add_argument("--csv", help="write per-image rows as CSV")
     p.set_defaults(func=cmd_eval)

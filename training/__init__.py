@@ -2,8 +2,9 @@
 with/without-GGT experiment.
 
 Modules (flat; nothing heavy is imported until used):
-    models      make_model(name), save_pretrained / load_pretrained (safetensors + config.json)
-    nafnet, swinir, restormer   the architectures and their config dataclasses
+    zoo         restorers through spandrel: make_restorer(name), load_restorer(official checkpoint or folder)
+    models      make_model(name), save_pretrained / load_pretrained (the names kept for callers)
+    inference   restore_image: tiled inference with blended overlaps, autocast on CUDA
     losses      L1, PSNR-loss, LPIPS (when its weights are available offline)
     osediff     OSEDiff: SD UNet + VAE with LoRA, one denoising step; restore(images)
     finetune    `accelerate launch training/finetune.py ...` (diffusers-style script)
@@ -21,8 +22,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "make_model": "models", "make_config": "models", "save_pretrained": "models", "load_pretrained": "models",
-    "MODEL_NAMES": "models", "NAFNet": "nafnet", "SwinIR": "swinir", "Restormer": "restormer",
+    "make_model": "models", "save_pretrained": "models", "load_pretrained": "models",
+    "MODEL_NAMES": "models", "make_restorer": "zoo", "load_restorer": "zoo", "save_restorer": "zoo",
+    "restore_image": "inference",
     "OSEDiff": "osediff", "OSEDiffConfig": "osediff", "restore": "osediff", "run_experiment": "experiment",
 }
 
