@@ -14,7 +14,17 @@ In the style of the diffusers example training scripts: one file, read top to bo
       --pretrained_model_name_or_path stabilityai/sd-turbo --dataset_name ggt-100k \
       --resolution 512 --train_batch_size 4 --gradient_checkpointing --mixed_precision bf16 ...
 
+    accelerate launch training/finetune.py --model realesrgan \
+      --pretrained_model_name_or_path RealESRGAN_x4plus.pth --scale 4 --gan \
+      --pretrained_discriminator_path RealESRGAN_x4plus_netD.pth --dataset_name ggt-100k ...
+
 Also `python -m ggt_datasets.training.finetune ...` (one process), or `main(parse_args([...]))`.
+
+--gan is Real-ESRGAN's recipe (`ggt_datasets.training.gan`): 1.0 x pixel + 1.0 x perceptual (VGG19
+weights from --perceptual_weights_path, default $GGT_WEIGHTS_DIR/checkpoints/vgg19-dcbb9e9d.pth) +
+0.1 x GAN against a U-Net discriminator with spectral norm, an EMA generator, LR 1e-4; the
+discriminator and its optimizer are part of every checkpoint, and discriminator.safetensors of
+the output folder continues a GAN run.
 
 --model: nafnet | swinir | restormer (paper sizes), their -tiny variants, or osediff (one-step
 diffusion with LoRA; --pretrained_model_name_or_path is then the diffusers base model, default
@@ -24,8 +34,9 @@ a folder written by this script (or `save_pretrained`) to start from.
 What lands in --output_dir: the final weights (classical: config.json + model.safetensors,
 loadable with `ggt_datasets.training.models.load_pretrained`; osediff: the LoRA in diffusers
 format + osediff_config.json), checkpoint-N/ folders (`accelerate` state: trained weights only,
-optimizer, scheduler, RNG, EMA), validation/step-N.png grids (LQ | restored | HQ), metrics.json,
-train_log.jsonl (per step: loss, lr, ids of the batch), README.md (model card), logs/ (trackers).
+optimizer, scheduler, RNG, EMA; complete only once their `.complete` marker is written, last),
+validation/step-N.png grids (LQ | restored | HQ), metrics.json, train_log.jsonl (per step: loss, lr, ids of
+the batch), README.md (model card), logs/ (trackers).
 """
 
 from __future__ import annotations
@@ -45,7 +56,7 @@ import torch
 
 logger = logging.getLogger("ggt_datasets.training.finetune")
 
-CLASSICAL_LR, DIFFUSION_LR = 2e-4, 5e-5
+CLASSICAL_LR, DIFFUSION_LR, GAN_LR = 2e-4, 5e-5, 1e-4
 TRAIN_LOG = "train_log.jsonl"
 METRICS_FILE = "metrics.json"
 
@@ -69,8 +80,10 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     # data
     a("--dataset_name", required=True, help="GGT-format dataset: a local built folder, a Hub id (ORG/NAME), "
       "or a folder of existing pairs (lq/ + hq/)")
-    a("--dataset_config_name", default="all", help="dataset config (all, mixed, rain, haze, snow, low_light, old_photo)")
-    a("--mix_dataset", default=None, help="existing pairs to mix in: a folder with lq/ + hq/, a built folder or a Hub id")
+    a("--dataset_config_name", default="all", help="dataset config (all, mixed, rain, haze, snow, "
+      "low_light, old_photo)")
+    a("--mix_dataset", default=None, help="existing pairs to mix in: a folder with lq/ + hq/, a built folder or a "
+      "Hub id")
     a("--mix_dataset_config_name", default="all", help="config of --mix_dataset when it is a dataset")
     a("--mix_ratio", default="1:1", help="GGT:existing sampling ratio (the paper: 1:1)")
     a("--validation_dataset_name", default=None, help="dataset whose test split validates (default: --dataset_name)")
@@ -79,6 +92,8 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     a("--validation_resolution", type=int, default=None, help="HQ center crop for validation (default: --resolution)")
     a("--cache_dir", default=None, help="datasets / models cache")
     a("--resolution", type=int, default=256, help="HQ training crop size (the LQ crop is resolution // scale)")
+    a("--small_images", default="pad", choices=("pad", "skip", "error"), help="pairs smaller than --resolution: "
+      "mirror-pad them (default; warned once), skip them, or refuse to start")
     a("--crops_per_image", type=int, default=1, help="crops cut from each decoded pair")
     a("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes")
     # optimisation
@@ -104,7 +119,22 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     a("--ema_decay", type=float, default=0.999)
     a("--mixed_precision", default=None, choices=("no", "fp16", "bf16"), help="default: accelerate config")
     a("--allow_tf32", action="store_true")
+    a("--channels_last", action="store_true", help="classical models: NHWC memory format (faster convolutions on GPUs)")
+    a("--torch_compile", action="store_true", help="wrap the restorer in torch.compile (first steps are slow)")
     a("--seed", type=int, default=0)
+    # GAN (Real-ESRGAN-style): generator loss = pixel + perceptual (VGG19) + GAN, U-Net discriminator
+    a("--gan", action="store_true", help="Real-ESRGAN-style finetuning: pixel + perceptual + GAN loss, U-Net "
+      "discriminator with spectral norm, EMA generator (implies --use_ema; default LR 1e-4)")
+    a("--pixel_weight", type=float, default=1.0, help="weight of the pixel loss (--loss)")
+    a("--perceptual_weight", type=float, default=None, help="weight of the VGG19 perceptual loss (default 1.0 with "
+      "--gan, else 0)")
+    a("--perceptual_weights_path", default=None, help="VGG19 weights in torchvision's layout (default: "
+      "$GGT_WEIGHTS_DIR/checkpoints/vgg19-dcbb9e9d.pth)")
+    a("--gan_weight", type=float, default=0.1, help="weight of the GAN loss in the generator loss (with --gan)")
+    a("--discriminator_num_feat", type=int, default=64, help="U-Net discriminator width")
+    a("--discriminator_learning_rate", type=float, default=None, help="default: --learning_rate")
+    a("--pretrained_discriminator_path", default=None, help="start the discriminator from this file (Real-ESRGAN "
+      "*_netD.pth or a discriminator.safetensors written here)")
     # osediff
     a("--prompt", default="", help="osediff: fixed prompt (empty by default)")
     a("--timestep", type=int, default=999, help="osediff: the fixed denoising timestep")
@@ -113,8 +143,10 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     # checkpoints, validation, logging
     a("--output_dir", default="ggt-restorer")
     a("--checkpointing_steps", type=int, default=500)
-    a("--checkpoints_total_limit", type=int, default=None, help="keep at most this many checkpoint-N folders")
-    a("--resume_from_checkpoint", default=None, help='a checkpoint-N folder (path or name) or "latest"')
+    a("--checkpoints_total_limit", type=int, default=None, help="keep at most this many complete checkpoint-N "
+      "folders (older ones are deleted only once a new one is complete)")
+    a("--resume_from_checkpoint", default=None, help='a checkpoint-N folder (path or name) or "latest" (the newest '
+      'complete one)')
     a("--validation_steps", type=int, default=500, help="validate every N steps (and at the end); 0: only at the end")
     a("--num_validation_images", type=int, default=4, help="rows in the validation grid")
     a("--report_to", default="tensorboard", help='"tensorboard", "wandb", "all" or "none"')
@@ -125,7 +157,8 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     a("--hub_token", default=None)
     a("--hub_model_id", default=None, help="ORG/NAME (default: the output folder's name)")
     a("--hub_private", action="store_true")
-    a("--model_license", default=None, help="license in the model card (default: the GGT-100K license, cc-by-nc-nd-4.0)")
+    a("--model_license", default=None, help="license in the model card (default: the GGT-100K "
+      "license, cc-by-nc-nd-4.0)")
     args = p.parse_args(input_args)
 
     env_rank = int(os.environ.get("LOCAL_RANK", -1))
@@ -134,7 +167,15 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     is_diffusion = args.model == "osediff"
     args.loss = args.loss or ("l2" if is_diffusion else "l1")
     args.lpips_weight = (2.0 if is_diffusion else 0.0) if args.lpips_weight is None else args.lpips_weight
-    args.learning_rate = args.learning_rate or (DIFFUSION_LR if is_diffusion else CLASSICAL_LR)
+    args.learning_rate = args.learning_rate or (DIFFUSION_LR if is_diffusion else GAN_LR if args.gan else CLASSICAL_LR)
+    args.discriminator_learning_rate = args.discriminator_learning_rate or args.learning_rate
+    args.perceptual_weight = (1.0 if args.gan else 0.0) if args.perceptual_weight is None else args.perceptual_weight
+    if args.gan:
+        if is_diffusion:
+            raise ValueError("--gan trains classical restorers; --model osediff has its own losses (--lpips_weight)")
+        if args.resolution % 8:
+            raise ValueError(f"--gan: --resolution {args.resolution} must be a multiple of 8 (the U-Net discriminator)")
+        args.use_ema = True
     if is_diffusion and not args.pretrained_model_name_or_path:
         from ggt_datasets.training.osediff import DEFAULT_BASE_MODEL
 
@@ -150,6 +191,8 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
         raise ValueError("--model osediff restores at the input size: --scale must be 1 (upscale the LQ first)")
     if args.checkpointing_steps < 1:
         raise ValueError(f"--checkpointing_steps must be >= 1, got {args.checkpointing_steps}")
+    if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
+        raise ValueError(f"--checkpoints_total_limit must be >= 1, got {args.checkpoints_total_limit}")
     args.ratio = parse_mix_ratio(args.mix_ratio)
     return args
 
@@ -210,7 +253,8 @@ class DownscaleSamePairs:
 def make_transform(args: argparse.Namespace, size: int, mode: str) -> DownscaleSamePairs:
     from ggt_datasets.loaders import PairedTransform, PairedTransformConfig
 
-    cfg = PairedTransformConfig(crop_size=size, scale=args.scale, mode=mode, small_images="pad")
+    policy = args.small_images if mode == "random" else "pad"  # validation always keeps its pairs
+    cfg = PairedTransformConfig(crop_size=size, scale=args.scale, mode=mode, small_images=policy)
     return DownscaleSamePairs(PairedTransform(cfg), args.scale)
 
 
@@ -220,16 +264,58 @@ def make_train_dataset(args: argparse.Namespace) -> tuple[Any, str]:
 
     transform = make_transform(args, args.resolution, "random")
     ggt = load_pairs_source(args.dataset_name, args.dataset_config_name, "train", args.cache_dir)
+    check_crop_size(ggt, args.resolution, args.small_images, args.dataset_name)
     if not args.mix_dataset:
         desc = f"{args.dataset_name} ({args.dataset_config_name}, {len(ggt)} pairs)"
-        return PairedImageDataset(ggt, transform, crops_per_image=args.crops_per_image, source="ggt"), desc
+        pairs = PairedImageDataset(ggt, transform, crops_per_image=args.crops_per_image, source="ggt", seed=args.seed)
+        return pairs, desc
     mix = load_pairs_source(args.mix_dataset, args.mix_dataset_config_name, "train", args.cache_dir)
+    check_crop_size(mix, args.resolution, args.small_images, args.mix_dataset)
     r_ggt, r_mix = args.ratio
     mixed = mix_pairs({"ggt": ggt, "existing": mix}, ratios={"ggt": r_ggt, "existing": r_mix}, seed=args.seed,
                       transform=transform, crops_per_image=args.crops_per_image)
     desc = (f"{args.dataset_name} ({args.dataset_config_name}, {len(ggt)} pairs) mixed {args.mix_ratio} with "
             f"{args.mix_dataset} ({len(mix)} pairs)")
     return mixed, desc
+
+
+def check_crop_size(ds: Any, resolution: int, policy: str, label: str, sample: int = 64) -> int:
+    """Read the HQ headers of up to `sample` pairs spread over `ds` (no decoding); when some are
+    smaller than the HQ crop, warn once with the sizes (pad: every such crop is mirror-padded;
+    skip: they are dropped) or, with the "error" policy, refuse. Returns how many were smaller.
+
+    Example:
+        >>> check_crop_size(ds, 512, "pad", "ggt-100k")  # doctest: +SKIP
+    """
+    import io
+
+    from PIL import Image
+
+    from ggt_datasets.loaders.paired import pair_view
+
+    if len(ds) == 0:
+        return 0
+    view = pair_view(ds)
+    rows = sorted({int(i) for i in np.linspace(0, len(ds) - 1, min(sample, len(ds)))})
+    small: list[tuple[str, int, int]] = []
+    for i in rows:
+        row = view[i]
+        cell = row["hq"]
+        source = io.BytesIO(cell["bytes"]) if cell.get("bytes") else cell.get("path")
+        with Image.open(source) as img:  # the header only
+            w, h = img.size
+        if min(w, h) < resolution:
+            small.append((str(row.get("id") or i), w, h))
+    if not small:
+        return 0
+    examples = ", ".join(f"{name} {w}x{h}" for name, w, h in small[:3])
+    what = (f"{label}: {len(small)} of {len(rows)} checked training pairs are smaller than --resolution "
+            f"{resolution} (HQ {examples}; smallest side {min(min(w, h) for _, w, h in small)} px)")
+    if policy == "error":
+        raise ValueError(f"{what}; lower --resolution or use --small_images pad|skip")
+    fix = "mirror-padded to the crop (slow and mostly padding)" if policy == "pad" else "skipped"
+    logger.warning("%s: those crops are %s; lower --resolution to at most the image size", what, fix)
+    return len(small)
 
 
 def load_validation_batch(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -266,15 +352,9 @@ def build_model(args: argparse.Namespace, weight_dtype: torch.dtype) -> torch.nn
         if args.gradient_checkpointing:
             model.unet.enable_gradient_checkpointing()
         return model
-    from ggt_datasets.training.models import load_pretrained, make_model
+    from ggt_datasets.training.zoo import make_restorer_from_args  # a folder of ours or an official checkpoint
 
-    if args.pretrained_model_name_or_path:
-        model = load_pretrained(args.pretrained_model_name_or_path)
-        if getattr(model.config, "scale", 1) != args.scale:
-            raise ValueError(f"{args.pretrained_model_name_or_path}: saved with scale {model.config.scale}, "
-                             f"but --scale is {args.scale}")
-        return model
-    return make_model(args.model, scale=args.scale)
+    return make_restorer_from_args(args.model, args.pretrained_model_name_or_path, args.scale)
 
 
 def save_trained(model: torch.nn.Module, path: str | os.PathLike, args: argparse.Namespace) -> None:
@@ -284,7 +364,8 @@ def save_trained(model: torch.nn.Module, path: str | os.PathLike, args: argparse
     else:
         from ggt_datasets.training.models import save_pretrained
 
-        save_pretrained(model, path, model_name=args.model)
+        # the final weights also go out in the official layout (model_official.pth); checkpoints need not
+        save_pretrained(model, path, model_name=args.model, official=Path(path) == Path(args.output_dir))
 
 
 def load_trained(model: torch.nn.Module, path: str | os.PathLike, args: argparse.Namespace) -> None:
@@ -300,6 +381,44 @@ def load_trained(model: torch.nn.Module, path: str | os.PathLike, args: argparse
         if not weights.is_file():
             raise FileNotFoundError(f"{weights}: checkpoint weights missing")
         model.load_state_dict(load_file(str(weights)))
+
+
+def make_optimizer(params: list[torch.nn.Parameter], lr: float, args: argparse.Namespace,
+                   device: torch.device) -> torch.optim.Optimizer:
+    """AdamW with the --adam_* settings; the fused CUDA kernel when training on CUDA."""
+    return torch.optim.AdamW(params, lr=lr, betas=(args.adam_beta1, args.adam_beta2),
+                             weight_decay=args.adam_weight_decay, eps=args.adam_epsilon, fused=device.type == "cuda")
+
+
+def build_discriminator(args: argparse.Namespace) -> torch.nn.Module:
+    """--gan: the U-Net discriminator, fresh (--discriminator_num_feat) or from --pretrained_discriminator_path."""
+    from ggt_datasets.training.gan import UNetDiscriminatorSN, load_discriminator
+
+    if args.pretrained_discriminator_path:
+        return load_discriminator(args.pretrained_discriminator_path)
+    return UNetDiscriminatorSN(num_feat=args.discriminator_num_feat)
+
+
+def save_discriminator(disc: torch.nn.Module, folder: Path) -> None:
+    """Write the discriminator (Real-ESRGAN's key layout) as discriminator.safetensors."""
+    from safetensors.torch import save
+
+    from ggt_datasets.atomic import atomic_write_bytes
+    from ggt_datasets.training.gan import DISCRIMINATOR_NAME
+
+    state = {k: v.detach().contiguous().cpu() for k, v in disc.state_dict().items()}
+    atomic_write_bytes(folder / DISCRIMINATOR_NAME, save(state))
+
+
+def _load_discriminator_state(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    from ggt_datasets.training.gan import DISCRIMINATOR_NAME
+
+    path = folder / DISCRIMINATOR_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: discriminator weights missing from the checkpoint (made without --gan?)")
+    return load_file(str(path))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -391,7 +510,8 @@ def save_model_card(args: argparse.Namespace, data_desc: str, metrics: dict[str,
     from ggt_datasets import schema
     from ggt_datasets.cards import template_path
 
-    datasets_used = [d for d in (args.dataset_name, args.mix_dataset) if d and d.count("/") == 1 and not Path(d).exists()]
+    datasets_used = [d for d in (args.dataset_name, args.mix_dataset)
+                     if d and d.count("/") == 1 and not Path(d).exists()]
     base = args.pretrained_model_name_or_path if args.model == "osediff" else None
     card_data = ModelCardData(
         license=args.model_license or schema.LICENSE,
@@ -402,7 +522,8 @@ def save_model_card(args: argparse.Namespace, data_desc: str, metrics: dict[str,
         datasets=datasets_used or None,
     )
     names = sorted(set(metrics) | set(baseline))
-    table = "\n".join(f"| {n} | {baseline.get(n, float('nan')):.4f} | {metrics.get(n, float('nan')):.4f} |" for n in names)
+    nan = float("nan")
+    table = "\n".join(f"| {n} | {baseline.get(n, nan):.4f} | {metrics.get(n, nan):.4f} |" for n in names)
     repo_id = args.hub_model_id or Path(args.output_dir).name
     card = ModelCard.from_template(
         card_data,
@@ -417,7 +538,7 @@ def save_model_card(args: argparse.Namespace, data_desc: str, metrics: dict[str,
         steps=steps,
         batch_size=args.train_batch_size,
         learning_rate=args.learning_rate,
-        loss=args.loss + (f" + {args.lpips_weight} x LPIPS" if args.lpips_weight else ""),
+        loss=describe_loss(args),
         ema=args.use_ema,
         metrics_table=table,
         validation_data=args.validation_dataset_name or args.dataset_name,
@@ -431,6 +552,18 @@ def save_model_card(args: argparse.Namespace, data_desc: str, metrics: dict[str,
     return path
 
 
+def describe_loss(args: argparse.Namespace) -> str:
+    """The generator loss in words, e.g. '1.0 x l1 + 1.0 x perceptual (VGG19) + 0.1 x GAN'."""
+    text = args.loss if args.pixel_weight == 1 and not args.gan else f"{args.pixel_weight} x {args.loss}"
+    if args.lpips_weight:
+        text += f" + {args.lpips_weight} x LPIPS"
+    if args.perceptual_weight:
+        text += f" + {args.perceptual_weight} x perceptual (VGG19)"
+    if args.gan:
+        text += f" + {args.gan_weight} x GAN (U-Net discriminator, spectral norm)"
+    return text
+
+
 def push_to_hub(output_dir: str | os.PathLike, repo_id: str, token: str | None = None, private: bool = False) -> str:
     """Create the model repo (if needed) and upload output_dir, without checkpoints and logs."""
     from huggingface_hub import HfApi
@@ -440,7 +573,8 @@ def push_to_hub(output_dir: str | os.PathLike, repo_id: str, token: str | None =
     repo_id = getattr(repo, "repo_id", repo_id)
     api.upload_folder(repo_id=repo_id, repo_type="model", folder_path=str(output_dir),
                       commit_message="Upload restorer trained with ggt-datasets",
-                      ignore_patterns=["checkpoint-*", "checkpoint-*/**", "logs/**", "step_*", "epoch_*"])
+                      ignore_patterns=["checkpoint-*", "checkpoint-*/**", ".checkpoint-*", ".checkpoint-*/**",
+                                       "logs/**", "step_*", "epoch_*"])
     return repo_id
 
 
@@ -457,6 +591,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from ggt_datasets.loaders import make_dataloader
+    from ggt_datasets.training.gan import GANLoss, make_perceptual_loss, set_requires_grad
     from ggt_datasets.training.losses import make_loss, make_lpips
     from ggt_datasets.training.models import count_parameters
 
@@ -472,7 +607,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)),
+        project_config=ProjectConfiguration(project_dir=str(output_dir),
+                                            logging_dir=str(output_dir / args.logging_dir)),
     )
     if not logging.getLogger().handlers:  # run as a script; in-process callers keep their logging setup
         logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
@@ -494,35 +630,49 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     for flag in ("resolution", "validation_resolution"):
         size = getattr(args, flag) or args.resolution
         if size % multiple:
-            raise ValueError(f"--{flag} {size} must be a multiple of {multiple} for {args.pretrained_model_name_or_path}")
+            raise ValueError(f"--{flag} {size} must be a multiple of {multiple} "
+                             f"for {args.pretrained_model_name_or_path}")
     trainable = [p for p in model.parameters() if p.requires_grad]
-    logger.info("model %s: %d parameters, %d trained", args.model, count_parameters(model), sum(p.numel() for p in trainable))
-    ema = EMAModel(trainable, decay=args.ema_decay) if args.use_ema else None
+    logger.info("model %s: %d parameters, %d trained", args.model, count_parameters(model),
+                sum(p.numel() for p in trainable))
+    ema = EMAModel(trainable, decay=args.ema_decay, foreach=True) if args.use_ema else None
+    disc = build_discriminator(args) if args.gan else None
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    model.to(accelerator.device, memory_format=memory_format)  # before the (fused, on CUDA) optimizer is made
 
-    # Checkpoints hold only what trains (the classical model, or osediff's LoRA) + accelerate's state.
+    # Checkpoints hold only what trains (the classical model, or osediff's LoRA; the discriminator
+    # with --gan) + accelerate's state (optimizers, schedulers, RNG, EMA).
     def save_model_hook(models, weights, ckpt_dir):
         if accelerator.is_main_process:
             for m in models:
-                save_trained(accelerator.unwrap_model(m), ckpt_dir, args)
+                m = accelerator.unwrap_model(m)
+                if m is disc:
+                    save_discriminator(m, Path(ckpt_dir))
+                else:
+                    save_trained(m, ckpt_dir, args)
                 weights.pop()
 
     def load_model_hook(models, ckpt_dir):
         while models:
-            load_trained(accelerator.unwrap_model(models.pop()), ckpt_dir, args)
+            m = accelerator.unwrap_model(models.pop())
+            if m is disc:
+                m.load_state_dict(_load_discriminator_state(Path(ckpt_dir)))
+            else:
+                load_trained(m, ckpt_dir, args)
 
     accelerator.register_save_state_pre_hook(save_model_hook)
     accelerator.register_load_state_pre_hook(load_model_hook)
 
     if args.scale_lr:
         args.learning_rate *= args.gradient_accumulation_steps * args.train_batch_size * accelerator.num_processes
-    optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
-                                  weight_decay=args.adam_weight_decay, eps=args.adam_epsilon)
+    optimizer = make_optimizer(trainable, args.learning_rate, args, accelerator.device)
 
     # Data: a seeded order per epoch (EpochSampler), so a resumed run replays the same stream.
     with accelerator.main_process_first():
         train_dataset, data_desc = make_train_dataset(args)
         val_batch = load_validation_batch(args) if accelerator.is_main_process else None
-    train_dataloader = make_dataloader(train_dataset, batch_size=args.train_batch_size, num_workers=args.dataloader_num_workers,
+    train_dataloader = make_dataloader(train_dataset, batch_size=args.train_batch_size,
+                                       num_workers=args.dataloader_num_workers,
                                        seed=args.seed, shuffle=True, drop_last=True)
     if len(train_dataloader) == 0:
         raise ValueError(f"{args.dataset_name}: fewer training pairs than --train_batch_size {args.train_batch_size}")
@@ -533,10 +683,21 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     lr_scheduler = get_scheduler(args.lr_scheduler, optimizer=optimizer,
                                  num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
                                  num_training_steps=args.max_train_steps * accelerator.num_processes)
-    model, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(model, optimizer, train_dataloader, lr_scheduler)
+    model, optimizer, train_dataloader, lr_scheduler = accelerator.prepare(
+        model, optimizer, train_dataloader, lr_scheduler)
+    if disc is not None:
+        disc.to(accelerator.device)
+        d_optimizer = make_optimizer(list(disc.parameters()), args.discriminator_learning_rate, args,
+                                     accelerator.device)
+        d_scheduler = get_scheduler(args.lr_scheduler, optimizer=d_optimizer,
+                                    num_warmup_steps=args.lr_warmup_steps * accelerator.num_processes,
+                                    num_training_steps=args.max_train_steps * accelerator.num_processes)
+        disc_ddp, d_optimizer, d_scheduler = accelerator.prepare(disc, d_optimizer, d_scheduler)
+        gan_loss = GANLoss()
     if ema is not None:
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
+    train_model = torch.compile(model) if args.torch_compile else model
     num_update_steps_per_epoch = math.ceil(len(train_dataloader) / args.gradient_accumulation_steps)
     args.num_train_epochs = math.ceil(args.max_train_steps / num_update_steps_per_epoch)
 
@@ -549,6 +710,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if lpips is not None:
         lpips.requires_grad_(False)
     # Validation reports LPIPS whenever its weights are there, also when it is not a loss.
+    perceptual = None
+    if args.perceptual_weight > 0:
+        perceptual = make_perceptual_loss(args.perceptual_weights_path).to(accelerator.device)
     lpips_eval = lpips or (make_lpips(accelerator.device, quiet=True) if accelerator.is_main_process else None)
 
     total_batch_size = args.train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps
@@ -565,10 +729,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.resume_from_checkpoint:
         path = _find_checkpoint(args.resume_from_checkpoint, output_dir)
         if path is None:
-            accelerator.print(f"Checkpoint '{args.resume_from_checkpoint}' does not exist. Starting a new training run.")
+            accelerator.print(f"Checkpoint '{args.resume_from_checkpoint}' does not exist. "
+                              "Starting a new training run.")
             args.resume_from_checkpoint = None
         else:
-            global_step = int(path.name.split("-")[1])
+            global_step = _checkpoint_step(path)
             logger.info("Resuming from checkpoint %s at step %d", path, global_step)
             accelerator.load_state(str(path))
             if ema is not None:  # accelerate loads custom objects onto the CPU
@@ -583,9 +748,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     progress_bar = tqdm(range(args.max_train_steps), initial=initial_global_step, desc="Steps",
                         disable=not accelerator.is_local_main_process)
+    if accelerator.is_main_process and args.resume_from_checkpoint:
+        _truncate_log(output_dir / TRAIN_LOG, global_step)
     log_file = open(output_dir / TRAIN_LOG, "a") if accelerator.is_main_process else None
     metrics: dict[str, float] = {}
-    train_loss, batch_ids = 0.0, []
+    train_loss, d_train_loss, batch_ids = 0.0, 0.0, []
     for epoch in range(first_epoch, args.num_train_epochs):
         model.train()
         train_dataloader.set_epoch(epoch)
@@ -596,12 +763,17 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         for batch in active_dataloader:
             if batch is None:  # every pair of the batch was skipped by the loader
                 continue
-            with accelerator.accumulate(model):
-                pred = model(batch["lq"].to(accelerator.device))
+            with accelerator.accumulate(*([model] if disc is None else [model, disc_ddp])):
+                pred = train_model(batch["lq"].to(accelerator.device, memory_format=memory_format))
                 hq = batch["hq"].to(accelerator.device)
-                loss = pixel_loss(pred, hq)
+                loss = args.pixel_weight * pixel_loss(pred, hq)
                 if lpips is not None:
                     loss = loss + args.lpips_weight * lpips(pred.float().clamp(0, 1), hq).mean()
+                if perceptual is not None:
+                    loss = loss + args.perceptual_weight * perceptual(pred, hq)
+                if disc is not None:  # the generator is scored by a frozen discriminator (no DDP hooks)
+                    set_requires_grad(disc, False)
+                    loss = loss + args.gan_weight * gan_loss(accelerator.unwrap_model(disc_ddp)(pred), True)
                 avg_loss = accelerator.gather(loss.detach().repeat(args.train_batch_size)).mean()
                 train_loss += avg_loss.item() / args.gradient_accumulation_steps
                 batch_ids.extend(batch["id"])
@@ -611,6 +783,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 optimizer.step()
                 lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                if disc is not None:  # then the discriminator: real HQ vs the detached restorations, one pass
+                    set_requires_grad(disc, True)
+                    logits = disc_ddp(torch.cat([hq.to(pred.dtype), pred.detach()]))
+                    d_loss = gan_loss(logits[: len(hq)], True) + gan_loss(logits[len(hq):], False)
+                    d_avg = accelerator.gather(d_loss.detach()[None]).mean()
+                    d_train_loss += d_avg.item() / args.gradient_accumulation_steps
+                    accelerator.backward(d_loss)
+                    d_optimizer.step()
+                    d_scheduler.step()
+                    d_optimizer.zero_grad(set_to_none=True)
 
             if accelerator.sync_gradients:
                 if ema is not None:
@@ -618,19 +800,19 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 global_step += 1
                 progress_bar.update(1)
                 lr = lr_scheduler.get_last_lr()[0]
-                accelerator.log({"train_loss": train_loss, "lr": lr}, step=global_step)
+                row = {"step": global_step, "epoch": epoch, "loss": train_loss, "lr": lr}
+                if disc is not None:
+                    row["d_loss"] = d_train_loss
+                accelerator.log({"train_loss": train_loss, **{k: v for k, v in row.items() if k in ("lr", "d_loss")}},
+                                step=global_step)
                 if log_file:
-                    log_file.write(json.dumps({"step": global_step, "epoch": epoch, "loss": train_loss, "lr": lr,
-                                               "ids": batch_ids}) + "\n")
+                    log_file.write(json.dumps({**row, "ids": batch_ids}) + "\n")
                     log_file.flush()
                 progress_bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{lr:.2e}")
-                train_loss, batch_ids = 0.0, []
+                train_loss, d_train_loss, batch_ids = 0.0, 0.0, []
 
-                if global_step % args.checkpointing_steps == 0 and accelerator.is_main_process:
-                    _rotate_checkpoints(output_dir, args.checkpoints_total_limit)
-                    save_path = output_dir / f"checkpoint-{global_step}"
-                    accelerator.save_state(str(save_path))
-                    logger.info("Saved state to %s", save_path)
+                if global_step % args.checkpointing_steps == 0:
+                    save_checkpoint(accelerator, output_dir, global_step, args.checkpoints_total_limit)
                 if (accelerator.is_main_process and val_batch is not None and args.validation_steps
                         and global_step % args.validation_steps == 0 and global_step < args.max_train_steps):
                     with _ema_weights(ema, trainable):
@@ -657,6 +839,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         (output_dir / METRICS_FILE).write_text(json.dumps(
             {"step": global_step, "model": args.model, "validation": metrics, "lq_baseline": baseline,
              "validation_pairs": 0 if val_batch is None else len(val_batch["lq"])}, indent=2) + "\n")
+        if disc is not None:  # to continue GAN training from the final weights
+            save_discriminator(accelerator.unwrap_model(disc_ddp), output_dir)
         save_model_card(args, data_desc, metrics, baseline, global_step)
         if args.push_to_hub:
             repo_id = push_to_hub(output_dir, args.hub_model_id or output_dir.name, args.hub_token, args.hub_private)
@@ -669,31 +853,116 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+# ----------------------------------------------------------------------------------------------
+# Checkpoints: complete only with their marker (ggt_datasets.atomic), written last.
+# ----------------------------------------------------------------------------------------------
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    """N for a folder named checkpoint-N, else None."""
+    tail = path.name.removeprefix(CHECKPOINT_PREFIX)
+    return int(tail) if path.name.startswith(CHECKPOINT_PREFIX) and tail.isdigit() else None
+
+
+def list_checkpoints(output_dir: str | os.PathLike, complete: bool = True) -> list[Path]:
+    """checkpoint-N folders in output_dir, oldest first: the complete ones (default) or the others.
+
+    Example:
+        >>> [p.name for p in list_checkpoints("nafnet-ggt")]  # doctest: +SKIP
+        ['checkpoint-500', 'checkpoint-1000']
+    """
+    from ggt_datasets.atomic import is_complete
+
+    found = [d for d in Path(output_dir).glob(f"{CHECKPOINT_PREFIX}*")
+             if d.is_dir() and _checkpoint_step(d) is not None]
+    return sorted((d for d in found if is_complete(d) == complete), key=_checkpoint_step)
+
+
+def save_checkpoint(accelerator: Any, output_dir: Path, step: int, limit: int | None = None) -> Path:
+    """accelerator.save_state into `.checkpoint-N.tmp`, renamed to checkpoint-N, then marked complete;
+    only then are the oldest complete checkpoints beyond `limit` deleted. Call it on every process.
+
+    A kill at any moment leaves the previous complete checkpoints untouched and at most a
+    temporary folder or an unmarked checkpoint-N, which `--resume_from_checkpoint latest` skips.
+    """
+    from ggt_datasets.atomic import mark_complete
+
+    final = output_dir / f"{CHECKPOINT_PREFIX}{step}"
+    tmp = output_dir / f".{final.name}.tmp"
+    if accelerator.is_main_process:
+        for stale in output_dir.glob(f".{CHECKPOINT_PREFIX}*.tmp"):  # our own leftovers of killed saves
+            shutil.rmtree(stale)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():  # written by an earlier run that got this far: the new one replaces it
+            old = output_dir / f".{final.name}.old.tmp"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(final)
+        mark_complete(final, {"step": step})
+        logger.info("Saved state to %s", final)
+        _rotate_checkpoints(output_dir, limit)
+    accelerator.wait_for_everyone()
+    return final
+
+
 def _find_checkpoint(spec: str, output_dir: Path) -> Path | None:
-    """'latest' -> the highest checkpoint-N in output_dir (None if none); else a path or a name."""
+    """'latest' -> the newest complete checkpoint-N in output_dir (None if none; incomplete ones
+    are skipped with a warning); else a checkpoint-N path or name, which must be complete."""
+    from ggt_datasets.atomic import COMPLETE_MARKER, is_complete
+
     if spec == "latest":
-        found = sorted((d for d in output_dir.glob("checkpoint-*") if d.is_dir() and d.name.split("-")[1].isdigit()),
-                       key=lambda d: int(d.name.split("-")[1]))
+        incomplete = list_checkpoints(output_dir, complete=False)
+        if incomplete:
+            logger.warning("ignoring incomplete checkpoint(s) %s (no %s marker: the save was interrupted)",
+                           ", ".join(d.name for d in incomplete), COMPLETE_MARKER)
+        found = list_checkpoints(output_dir)
         return found[-1] if found else None
     path = Path(spec) if Path(spec).is_dir() else output_dir / Path(spec).name
     if not path.is_dir():
         raise FileNotFoundError(f"--resume_from_checkpoint {spec}: no such checkpoint folder ({path})")
-    if not path.name.startswith("checkpoint-") or not path.name.split("-")[1].isdigit():
+    if _checkpoint_step(path) is None:
         raise ValueError(f"--resume_from_checkpoint {spec}: expected a folder named checkpoint-N")
+    if not is_complete(path):
+        raise ValueError(f"--resume_from_checkpoint {spec}: {path} is incomplete (no {COMPLETE_MARKER} marker: "
+                         "its save was interrupted); resume from an earlier checkpoint or use 'latest'")
     return path
 
 
 def _rotate_checkpoints(output_dir: Path, limit: int | None) -> None:
-    """Before saving a new checkpoint, keep at most `limit - 1` old ones (oldest removed first)."""
+    """Keep the newest `limit` complete checkpoints; delete older complete ones, nothing else."""
     if limit is None:
         return
-    checkpoints = sorted((d for d in output_dir.glob("checkpoint-*") if d.name.split("-")[1].isdigit()),
-                         key=lambda d: int(d.name.split("-")[1]))
-    if len(checkpoints) >= limit:
-        removing = checkpoints[: len(checkpoints) - limit + 1]
-        logger.info("%d checkpoints already exist, removing %s", len(checkpoints), ", ".join(d.name for d in removing))
-        for d in removing:
-            shutil.rmtree(d)
+    complete = list_checkpoints(output_dir)
+    removing = complete[: max(0, len(complete) - max(1, limit))]
+    if removing:
+        logger.info("%d complete checkpoints, removing %s", len(complete), ", ".join(d.name for d in removing))
+    for d in removing:
+        shutil.rmtree(d)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log rows after `step` (steps of an interrupted run that the resumed run redoes)."""
+    from ggt_datasets.atomic import atomic_write_text
+
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if line.strip() and _row_step(line) <= step]
+    if len(kept) != len(lines):
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def _row_step(line: str) -> float:
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):  # a line cut by a kill
+        return math.inf
 
 
 class _ema_weights:

@@ -9,12 +9,17 @@ default) from that latent, the scheduler's formula gives the clean latent, and t
 and on the VAE encoder are the only trained weights; c is the text embedding of a fixed prompt
 (empty by default). Losses: L2 + LPIPS (where its weights exist). The UNet LoRA is saved with
 `StableDiffusionPipeline.save_lora_weights`, so `pipe.load_lora_weights(output_dir)` reads it.
+diffusers' Stable Diffusion loader knows only UNet and text-encoder LoRAs, so the VAE-encoder LoRA
+sits beside it (`vae_encoder_lora.safetensors`); `load_lora_into_pipeline(pipe, output_dir)` loads
+both into a pipeline, and `OSEDiff.from_pipeline(pipe, output_dir)` is the finetuned restorer.
 
 Example:
     >>> from ggt_datasets.training.osediff import OSEDiff, OSEDiffConfig
     >>> model = OSEDiff.from_base(OSEDiffConfig(base_model="stabilityai/sd-turbo"))  # doctest: +SKIP
     >>> model.save_lora("out")                                # doctest: +SKIP
     >>> OSEDiff.from_pretrained("out").restore([pil_image])   # doctest: +SKIP
+    >>> pipe = StableDiffusionPipeline.from_pretrained("stabilityai/sd-turbo")  # doctest: +SKIP
+    >>> load_lora_into_pipeline(pipe, "out")                   # doctest: +SKIP  (UNet + VAE encoder)
 """
 
 from __future__ import annotations
@@ -58,7 +63,8 @@ class OSEDiffConfig:
 
     def __post_init__(self) -> None:
         if self.lora_rank < 1 or self.vae_lora_rank < 0:
-            raise ValueError(f"lora_rank must be >= 1 and vae_lora_rank >= 0, got {self.lora_rank}, {self.vae_lora_rank}")
+            raise ValueError(f"lora_rank must be >= 1 and vae_lora_rank >= 0, "
+                             f"got {self.lora_rank}, {self.vae_lora_rank}")
         if not 0 <= self.timestep < 10_000:
             raise ValueError(f"timestep must be a training timestep of the scheduler, got {self.timestep}")
 
@@ -134,14 +140,26 @@ class OSEDiff(nn.Module):
         return model
 
     @classmethod
+    def from_pipeline(cls, pipe: Any, path: str | os.PathLike) -> "OSEDiff":
+        """The finetuned restorer on a diffusers pipeline's components (UNet, VAE, text encoder,
+        scheduler): both LoRAs of `path` are loaded into them (`load_lora_into_pipeline`)."""
+        from diffusers import DDPMScheduler
+
+        config = read_osediff_config(path)
+        load_lora_into_pipeline(pipe, path)
+        ids = pipe.tokenizer(config.prompt, padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids
+        with torch.no_grad():
+            prompt_embeds = pipe.text_encoder(ids.to(pipe.text_encoder.device))[0]
+        scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+        return cls(pipe.unet, pipe.vae, prompt_embeds, scheduler.alphas_cumprod, scheduler.config.prediction_type,
+                   config)
+
+    @classmethod
     def from_pretrained(cls, path: str | os.PathLike, base_model: str | None = None,
                         device: str | torch.device | None = None) -> "OSEDiff":
         """Rebuild from a folder written by `save_lora` (base model from its config unless given)."""
-        cfg_file = Path(path) / CONFIG_NAME
-        if not cfg_file.is_file():
-            raise FileNotFoundError(f"{cfg_file}: not an OSEDiff output folder")
-        known = {f.name for f in dataclasses.fields(OSEDiffConfig)}
-        config = OSEDiffConfig(**{k: v for k, v in json.loads(cfg_file.read_text()).items() if k in known})
+        config = read_osediff_config(path)
         if base_model:
             config.base_model = base_model
         model = cls.from_base(config, device=device)
@@ -186,7 +204,9 @@ class OSEDiff(nn.Module):
     def save_lora(self, save_directory: str | os.PathLike, is_main_process: bool = True) -> Path:
         """Write pytorch_lora_weights.safetensors (diffusers), the VAE LoRA and osediff_config.json."""
         from diffusers import StableDiffusionPipeline
-        from safetensors.torch import save_file
+        from safetensors.torch import save
+
+        from ggt_datasets.atomic import atomic_write_bytes, atomic_write_json
 
         out = Path(save_directory)
         out.mkdir(parents=True, exist_ok=True)
@@ -195,8 +215,9 @@ class OSEDiff(nn.Module):
         StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=unet_sd, is_main_process=is_main_process)
         if is_main_process:
             if vae_sd:
-                save_file({k: v.detach().float().cpu().contiguous() for k, v in vae_sd.items()}, str(out / VAE_LORA_NAME))
-            (out / CONFIG_NAME).write_text(json.dumps(dataclasses.asdict(self.config), indent=2) + "\n")
+                state = {k: v.detach().float().cpu().contiguous() for k, v in vae_sd.items()}
+                atomic_write_bytes(out / VAE_LORA_NAME, save(state))
+            atomic_write_json(out / CONFIG_NAME, dataclasses.asdict(self.config))
         return out
 
     def load_lora(self, path: str | os.PathLike) -> None:
@@ -223,6 +244,40 @@ class OSEDiff(nn.Module):
         return restore(self, images, batch_size=batch_size, multiple=self.size_multiple)
 
 
+def read_osediff_config(path: str | os.PathLike) -> OSEDiffConfig:
+    """The OSEDiffConfig saved in `path` (osediff_config.json); FileNotFoundError names it."""
+    cfg_file = Path(path) / CONFIG_NAME
+    if not cfg_file.is_file():
+        raise FileNotFoundError(f"{cfg_file}: not an OSEDiff output folder")
+    known = {f.name for f in dataclasses.fields(OSEDiffConfig)}
+    return OSEDiffConfig(**{k: v for k, v in json.loads(cfg_file.read_text()).items() if k in known})
+
+
+def load_lora_into_pipeline(pipe: Any, path: str | os.PathLike) -> None:
+    """Load everything `save_lora` wrote into a diffusers Stable Diffusion pipeline: the UNet LoRA
+    with `pipe.load_lora_weights(path)`, the VAE-encoder LoRA as a peft adapter on `pipe.vae`.
+
+    Example:
+        >>> pipe = StableDiffusionPipeline.from_pretrained("stabilityai/sd-turbo")  # doctest: +SKIP
+        >>> load_lora_into_pipeline(pipe, "osediff-ggt")                             # doctest: +SKIP
+    """
+    from peft import LoraConfig
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    config = read_osediff_config(path)
+    pipe.load_lora_weights(str(path))
+    if not config.vae_lora_rank:
+        return
+    vae_file = Path(path) / VAE_LORA_NAME
+    if not vae_file.is_file():
+        raise FileNotFoundError(f"{vae_file}: VAE encoder LoRA weights missing")
+    pipe.vae.add_adapter(LoraConfig(r=config.vae_lora_rank, lora_alpha=config.vae_lora_rank,
+                                    target_modules=VAE_ENCODER_LORA_TARGETS))
+    state = {k: v.to(device=pipe.vae.device, dtype=pipe.vae.dtype) for k, v in load_file(str(vae_file)).items()}
+    _check_load(set_peft_model_state_dict(pipe.vae, state), vae_file)
+
+
 def _check_load(result: Any, path: Path) -> None:
     unexpected = getattr(result, "unexpected_keys", None) or []
     if unexpected:
@@ -240,11 +295,14 @@ def restore(model: nn.Module, images: Sequence[Any], batch_size: int = 1, multip
     device = next(model.parameters()).device
     out: list[Any] = []
     for start in range(0, len(images), batch_size):
-        arrays = [np.asarray(to_rgb(im)) if isinstance(im, Image.Image) else np.asarray(im) for im in images[start:start + batch_size]]
+        arrays = [np.asarray(to_rgb(im)) if isinstance(im, Image.Image) else np.asarray(im)
+                  for im in images[start:start + batch_size]]
         for arr in arrays:  # one at a time: sizes differ between photos
-            x = torch.from_numpy(np.array(arr[..., :3], dtype=np.uint8)).permute(2, 0, 1)[None].float().div(255).to(device)
+            x = torch.from_numpy(np.array(arr[..., :3], dtype=np.uint8)).permute(2, 0, 1)[None]
+            x = x.float().div(255).to(device)
             h, w = x.shape[-2:]
-            x = F.pad(x, (0, (multiple - w % multiple) % multiple, 0, (multiple - h % multiple) % multiple), mode="replicate")
+            pad_w, pad_h = (multiple - w % multiple) % multiple, (multiple - h % multiple) % multiple
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
             y = model(x)
             s = y.shape[-1] // x.shape[-1]
             y = y[..., : h * s, : w * s].clamp(0, 1)[0].permute(1, 2, 0).mul(255).round().byte().cpu().numpy()
@@ -312,4 +370,5 @@ def _byte_chars() -> list[str]:
     return [chr(c) for c in cs]
 
 
-__all__ = ["OSEDiff", "OSEDiffConfig", "DEFAULT_BASE_MODEL", "restore", "write_tiny_base_model"]
+__all__ = ["OSEDiff", "OSEDiffConfig", "DEFAULT_BASE_MODEL", "load_lora_into_pipeline", "read_osediff_config",
+           "restore", "write_tiny_base_model"]

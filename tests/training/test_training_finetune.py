@@ -27,11 +27,13 @@ def test_launch_checkpoints_rotate_and_resume_latest_keeps_data_order(training_b
     # 12 train pairs, batch 2: 6 steps per epoch. Checkpoints at 2, 4, 6; the limit keeps two.
     first = tmp_path / "first"
     args = ["--model", "nafnet-tiny", "--dataset_name", str(training_built), "--max_train_steps", "7",
-            "--checkpointing_steps", "2", "--checkpoints_total_limit", "2", "--validation_steps", "4", "--use_ema", *COMMON]
+            "--checkpointing_steps", "2", "--checkpoints_total_limit", "2", "--validation_steps", "4", "--use_ema",
+            *COMMON]
     launch_finetune([*args, "--output_dir", str(first)])
     assert sorted(p.name for p in first.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
     # A checkpoint holds the trained weights (safetensors) and accelerate's state, nothing else big.
-    assert {"model.safetensors", "config.json", "optimizer.bin", "scheduler.bin"} <= {p.name for p in (first / "checkpoint-4").iterdir()}
+    files = {p.name for p in (first / "checkpoint-4").iterdir()}
+    assert {"model.safetensors", "config.json", "optimizer.bin", "scheduler.bin", ".complete"} <= files
     assert (first / "validation" / "step-4.png").is_file() and (first / "validation" / "step-7.png").is_file()
     assert load_pretrained(first).config.width == 8
     log_a = _log(first)
@@ -53,16 +55,25 @@ def test_launch_checkpoints_rotate_and_resume_latest_keeps_data_order(training_b
 
 
 @pytest.mark.parametrize("model,scale", [("swinir-tiny", 2), ("restormer-tiny", 1)])
-def test_launch_other_classical_models_with_mixing(training_built, training_existing, tmp_path, launch_finetune, model, scale):
+def test_launch_other_classical_models_with_mixing(training_built, training_existing, tmp_path, launch_finetune,
+                                                   model, scale):
+    import datasets
+
+    # 12 GGT + 4 existing pairs at 1:1: an epoch is 8 pairs, 4 from each source; 4 steps of 2 = one epoch.
     out = tmp_path / model
     launch_finetune(["--model", model, "--scale", str(scale), "--dataset_name", str(training_built),
-                     "--mix_dataset", str(training_existing), "--mix_ratio", "1:1", "--max_train_steps", "2",
-                     "--checkpointing_steps", "2", "--validation_steps", "0", "--output_dir", str(out), *COMMON])
+                     "--mix_dataset", str(training_existing), "--mix_ratio", "1:1", "--max_train_steps", "4",
+                     "--checkpointing_steps", "4", "--validation_steps", "0", "--output_dir", str(out), *COMMON])
     net = load_pretrained(out)
     assert net.config.scale == scale
-    sources = {row["step"]: row["ids"] for row in map(json.loads, (out / finetune.TRAIN_LOG).read_text().splitlines())}
-    assert sorted(sources) == [1, 2]
-    grid = Image.open(out / "validation" / "step-2.png")
+    steps = {row["step"]: row["ids"] for row in map(json.loads, (out / finetune.TRAIN_LOG).read_text().splitlines())}
+    assert sorted(steps) == [1, 2, 3, 4]
+    seen = [i for ids in steps.values() for i in ids]
+    ggt_ids = set(datasets.load_dataset(str(training_built), "all", split="train")["id"])
+    existing = sorted(p.stem for p in (training_existing / "hq").iterdir())
+    assert sorted(i for i in seen if i not in ggt_ids) == existing  # every existing pair once
+    assert len([i for i in seen if i in ggt_ids]) == 4 and len(set(seen) & ggt_ids) == 4
+    grid = Image.open(out / "validation" / "step-4.png")
     assert grid.width == 3 * 64  # LQ | restored | HQ at HQ size
     card = (out / "README.md").read_text()
     assert "mixed 1:1 with" in card and str(training_existing) in card
@@ -119,6 +130,24 @@ def test_inprocess_overfit_ema_card_and_push(training_built, tmp_path, monkeypat
     assert {"README.md", "config.json", "model.safetensors", "metrics.json"} <= set(upload["files"])
     assert not any(f.startswith("checkpoint-") for f in upload["files"])
     assert result["repo_id"] == "me/nafnet-ggt-test"
+
+
+def test_resolution_larger_than_images_warns_once_or_refuses(training_built, tmp_path, caplog):
+    # The built pairs are 96 px; a 128 px crop would pad every one of them.
+    args = ["--model", "nafnet-tiny", "--dataset_name", str(training_built), "--resolution", "128",
+            "--train_batch_size", "2", "--max_train_steps", "2", "--checkpointing_steps", "2",
+            "--validation_steps", "0", "--max_validation_samples", "1", "--report_to", "none",
+            "--output_dir", str(tmp_path / "pad")]
+    finetune.main(finetune.parse_args(args))
+    warned = [r.getMessage() for r in caplog.records if "smaller than --resolution" in r.getMessage()]
+    assert len(warned) == 1
+    assert "12 of 12 checked training pairs are smaller than --resolution 128" in warned[0]
+    assert "96x96" in warned[0] and "mirror-padded" in warned[0]
+    assert finetune.cli([*args[:-1], str(tmp_path / "err"), "--small_images", "error"]) == 2
+    assert not (tmp_path / "err" / "checkpoint-2").exists()
+    caplog.clear()
+    finetune.check_crop_size(finetune.load_pairs_source(str(training_built), "all", "train"), 96, "error", "x")
+    assert not caplog.records  # exactly the image size: no padding, no warning
 
 
 def test_user_errors_are_clear(training_built, tmp_path):
