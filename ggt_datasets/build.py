@@ -1,19 +1,24 @@
-"""`ggt build`: a raw layout -> a Hub-ready dataset folder that `load_dataset` reads with no code of ours.
+"""`ggt build`: a raw layout or any paired release -> a Hub-ready dataset folder that `load_dataset` reads.
 
     DIR/README.md                                      card (YAML configs + dataset_info, prose)
     DIR/data/{category}/{split}-XXXXX-of-YYYYY.parquet image bytes copied as stored
-    DIR/build_report.json                              skipped pairs with reasons, conversions
+    DIR/build_report.json                              skipped pairs with reasons, conversions, fits
+    DIR/ggt_config.json                                copied from SRC when `ggt export` wrote one
+    DIR/.ggt_build_manifest.json                       the files this build owns (and shard fingerprints)
+    DIR/.complete                                      written last: the folder is a finished build
 
-Pairs are validated in worker processes (header, integrity, sizes) and written by streaming, one
-row group at a time, so memory stays flat however large RAW is. A shard whose inputs have not
-changed since the last build is reused. Bad pairs are skipped and reported; with `strict=True`
-the first one raises BadInputError (exit code 2 from the CLI).
+SRC is read in its own layout (`layout="raw"`, the default: RAW/{split}/{category}/{lq,hq}/ID.*)
+or through a layout (`"auto"` or a YAML file, see ggt_datasets.layouts); no intermediate copy is
+made. Pairs are checked in worker processes and written by streaming, so memory stays flat. A
+shard whose inputs have not changed is reused, so a killed build resumes. A folder holding files
+this build did not write is refused unless overwrite=True. Bad pairs are skipped and reported;
+with strict=True the first one raises BadInputError (exit code 2 from the CLI).
 
 Example:
     >>> from ggt_datasets.build import build_dataset
-    >>> report = build_dataset("raw", "ggt-100k")           # doctest: +SKIP
+    >>> report = build_dataset("GGT-100K-release/GGT-100K", "ggt-100k", layout="auto")  # doctest: +SKIP
     >>> import datasets
-    >>> ds = datasets.load_dataset("ggt-100k", "rain")     # doctest: +SKIP
+    >>> ds = datasets.load_dataset("ggt-100k", "rain")                                  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -21,32 +26,45 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
+import re
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ggt_datasets import schema
+from ggt_datasets.atomic import COMPLETE_MARKER, WriteError, atomic_write_bytes, atomic_write_json, mark_complete
+from ggt_datasets.build_owner import (  # noqa: F401  (MANIFEST: part of this module's API)
+    LEGACY_MANIFEST,
+    MANIFEST,
+    check_free_space,
+    check_ownership,
+    read_manifest,
+)
+from ggt_datasets.build_shard import (  # noqa: F401  (check_pair, BadInputError: part of this module's API)
+    FIT_MODES,
+    VERIFY_MODES,
+    BadInputError,
+    CheckedPair,
+    ShardJob,
+    ShardResult,
+    check_pair,
+    write_shard,
+)
 from ggt_datasets.cards.dataset import write_dataset_card
-from ggt_datasets.images import ImageError, ImageInfo, encode_png, inspect_image, open_image, to_rgb
-from ggt_datasets.raw import Problem, RawPair, read_jsonl, read_reviews, scan_raw
+from ggt_datasets.layouts import LayoutMatch, match_layout, resolve_layout
+from ggt_datasets.raw import Problem, RawPair, read_jsonl_records, read_reviews, scan_raw
 
-BUILD_VERSION = "1"  # bump when the written bytes of a shard change for the same inputs
-MANIFEST = ".ggt_build.json"
+BUILD_VERSION = "2"  # bump when the written bytes of a shard change for the same inputs
 REPORT = "build_report.json"
+CONFIG_FILE = "ggt_config.json"  # written by `ggt export`; copied and summarised in the card
 QC_FILE = "qc.jsonl"  # written by `ggt qc` beside a raw layout
-MIN_SIDE, MAX_SIDE = 8, 16384
-ROW_GROUP_BYTES = 32 << 20
-QC_SCORE_COLUMNS = {"structure_ssim": "qc_structure_ssim", "chroma_drift": "qc_chroma_drift",
-                    "nr_gain": "qc_nr_gain", "vlm_d": "qc_vlm_d", "vlm_f": "qc_vlm_f"}
-
-
-class BadInputError(ValueError):
-    """A bad pair met with strict=True; the message names the file."""
+log = logging.getLogger(__name__)
 
 
 def parse_size(text: str | int) -> int:
@@ -63,135 +81,18 @@ def parse_size(text: str | int) -> int:
     raise ValueError(f"--max-shard-size: cannot read {text!r}; use e.g. 500MB, 2GB or a byte count")
 
 
-@dataclass
-class CheckedPair:
-    """A pair after validation: its files' bytes and header info, or the problem found."""
-
-    pair: RawPair
-    lq: ImageInfo | None = None
-    hq: ImageInfo | None = None
-    lq_bytes: bytes = b""
-    hq_bytes: bytes = b""
-    problem: Problem | None = None
-
-
-def check_pair(pair: RawPair, verify: str = "fast") -> CheckedPair:
-    """Validate one pair, reading each file once: both present and readable, sane sizes,
-    HQ = s x LQ for an integer s. The bytes read are kept for writing."""
-    def bad(path: Path | str, reason: str) -> CheckedPair:
-        return CheckedPair(pair, problem=Problem(str(path), reason, pair.id, pair.split, pair.category))
-
-    if pair.hq is None:
-        return bad(pair.lq.parent.parent / "hq" / f"{pair.id}.png", "missing HQ file (no file with this id in hq/)")
-    try:
-        lq_bytes, hq_bytes = pair.lq.read_bytes(), pair.hq.read_bytes()
-        lq = inspect_image(lq_bytes, verify, name=str(pair.lq))
-        hq = inspect_image(hq_bytes, verify, name=str(pair.hq))
-    except ImageError as err:
-        return bad(str(err).split(": ", 1)[0], str(err).split(": ", 1)[-1])
-    except OSError as err:
-        return bad(err.filename or pair.lq, f"cannot read file ({err.strerror})")
-    for path, info in ((pair.lq, lq), (pair.hq, hq)):
-        if min(info.size) < MIN_SIDE or max(info.size) > MAX_SIDE:
-            return bad(path, f"size {info.width}x{info.height} outside {MIN_SIDE}..{MAX_SIDE} px")
-    scale = hq.width // lq.width
-    if scale < 1 or hq.width != scale * lq.width or hq.height != scale * lq.height:
-        return bad(pair.hq, f"HQ {hq.width}x{hq.height} is neither the LQ size {lq.width}x{lq.height} nor an integer multiple of it")
-    return CheckedPair(pair, lq, hq, lq_bytes, hq_bytes)
-
-
-def _image_cell(path: Path, data: bytes, info: ImageInfo, item_id: str, converted: list[dict]) -> dict:
-    """{"bytes", "path"} for the parquet Image column: the file as stored, or RGB PNG when it must be converted."""
-    if info.stored_as_is:
-        return {"bytes": data, "path": f"{item_id}{path.suffix.lower()}"}
-    converted.append({"path": str(path), "mode": info.mode, "exif_orientation": info.orientation})
-    return {"bytes": encode_png(to_rgb(open_image(data, str(path)))), "path": f"{item_id}.png"}
-
-
-def _row(c: CheckedPair, qc: dict, converted: list[dict]) -> dict:
-    meta = dict(c.pair.metadata)
-    row = {schema.ID: c.pair.id, schema.LQ: _image_cell(c.pair.lq, c.lq_bytes, c.lq, c.pair.id, converted),
-           schema.HQ: _image_cell(c.pair.hq, c.hq_bytes, c.hq, c.pair.id, converted),
-           schema.CATEGORY: schema.CATEGORIES.index(c.pair.category)}
-    for name in schema.PROVENANCE_COLUMNS:
-        value = meta.pop(name, None)
-        row[name] = None if value is None else str(value)
-    for name in schema.QC_COLUMNS:
-        value = meta.pop(name, None)
-        row[name] = None if value is None else float(value)
-    for key, column in QC_SCORE_COLUMNS.items():
-        if qc.get("scores", {}).get(key) is not None:
-            row[column] = float(qc["scores"][key])
-    for key in ("id", "split", "category"):
-        meta.pop(key, None)
-    row[schema.EXTRA] = json.dumps(meta, sort_keys=True) if meta else None
-    return row
-
-
-def _fingerprint(pairs: list[RawPair], qc: dict[tuple, dict], verify: str) -> str:
-    h = hashlib.sha256(f"{BUILD_VERSION}|{verify}".encode())
+def _fingerprint(pairs: list[RawPair], qc: dict[tuple, dict], verify: str, fit_hq: str) -> str:
+    h = hashlib.sha256(f"{BUILD_VERSION}|{verify}|{fit_hq}".encode())
     for pair in pairs:
         for path in (pair.lq, pair.hq):
             st = path.stat()
             h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}|".encode())
-        h.update(json.dumps([pair.id, pair.metadata, qc.get(pair.key, {}).get("scores")], sort_keys=True, default=str).encode())
+        h.update(
+            json.dumps(
+                [pair.id, pair.metadata, qc.get(pair.key, {}).get("scores")], sort_keys=True, default=str
+            ).encode()
+        )
     return h.hexdigest()
-
-
-@dataclass
-class ShardJob:
-    """One parquet shard to write: where, which pairs, and how to check them."""
-
-    path: Path
-    pairs: list[RawPair]
-    qc: dict[tuple, dict]
-    verify: str
-    strict: bool
-
-
-@dataclass
-class ShardResult:
-    rows: int = 0
-    skipped: list[dict] = field(default_factory=list)
-    converted: list[dict] = field(default_factory=list)
-
-
-def write_shard(job: ShardJob) -> ShardResult:
-    """Check each pair of the shard and stream the good ones into job.path (temp file, then rename).
-
-    A shard left with no good pair is not written. With job.strict the first bad pair raises
-    BadInputError naming the file.
-    """
-    arrow_schema = schema.FEATURES.arrow_schema.with_metadata(
-        {"huggingface": json.dumps({"info": {"features": schema.FEATURES.to_dict()}})})
-    small_columns = [name for name in schema.FEATURES if name not in (schema.LQ, schema.HQ)]
-    result, rows, size = ShardResult(), [], 0
-    tmp = job.path.with_name(job.path.name + ".tmp")
-    # Image bytes are PNG/JPEG already: compressing, dictionary-encoding or taking min/max
-    # statistics of them costs time and gains nothing.
-    with pq.ParquetWriter(tmp, arrow_schema, compression="NONE", use_dictionary=small_columns,
-                          write_statistics=small_columns) as writer:
-        for pair in job.pairs:
-            c = check_pair(pair, job.verify)
-            if c.problem is not None:
-                if job.strict:
-                    raise BadInputError(f"{c.problem.path}: {c.problem.reason} (--strict stops at the first bad pair; drop it to skip and report)")
-                result.skipped.append(c.problem.as_dict())
-                continue
-            rows.append(_row(c, job.qc.get(pair.key, {}), result.converted))
-            result.rows += 1
-            size += len(rows[-1][schema.LQ]["bytes"]) + len(rows[-1][schema.HQ]["bytes"])
-            if size >= ROW_GROUP_BYTES:
-                writer.write_table(pa.Table.from_pylist(rows, schema=arrow_schema))
-                rows, size = [], 0
-        if rows:
-            writer.write_table(pa.Table.from_pylist(rows, schema=arrow_schema))
-    if result.rows:
-        os.replace(tmp, job.path)
-    else:
-        tmp.unlink()
-        job.path.unlink(missing_ok=True)
-    return result
 
 
 def _plan_shards(pairs: list[RawPair], max_bytes: int) -> list[list[RawPair]]:
@@ -206,11 +107,14 @@ def _plan_shards(pairs: list[RawPair], max_bytes: int) -> list[list[RawPair]]:
     return shards + ([current] if current else [])
 
 
-def _qc_decisions(raw: Path) -> dict[tuple, dict]:
+def _qc_decisions(raw: Path, problems: list[Problem], strict: bool) -> dict[tuple, dict]:
     """(split, category, id) -> the latest `ggt qc` row, with a manual review decision taking precedence."""
-    rows = read_jsonl(raw / QC_FILE) if (raw / QC_FILE).is_file() else []
+    rows = []
+    if (raw / QC_FILE).is_file():
+        rows, bad = read_jsonl_records(raw / QC_FILE, strict)
+        problems += bad
     qc = {(r.get("split"), r.get("category"), str(r.get("id"))): r for r in rows}
-    for item_id, decision in read_reviews(raw).items():
+    for item_id, decision in read_reviews(raw, problems, strict).items():
         for key in [k for k in qc if k[2] == item_id] or [(None, None, item_id)]:
             qc.setdefault(key, {})["review"] = decision
     return qc
@@ -220,51 +124,170 @@ def _decision(qc_row: dict) -> str:
     return qc_row.get("review") if qc_row.get("review") in ("accept", "reject") else qc_row.get("decision", "accept")
 
 
+def _is_bad_record(p: Problem) -> bool:
+    return bool(re.search(r"\.jsonl:\d+$", p.path))
+
+
 @dataclass
 class BuildReport:
     raw: str
     out: str
+    layout: dict | str = "raw"
     pairs_found: int = 0
     pairs_written: int = 0
     skipped: list[dict] = field(default_factory=list)
+    bad_records: list[dict] = field(default_factory=list)
+    unmatched: list[dict] = field(default_factory=list)
+    unmatched_count: int = 0
     rejected_by_qc: list[dict] = field(default_factory=list)
     converted: list[dict] = field(default_factory=list)
+    fitted: list[dict] = field(default_factory=list)
+    fit_hq: str = "skip"
     shards_written: int = 0
     shards_reused: int = 0
+    bytes_needed: int = 0
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def summary(self) -> str:
-        line = (f"built {self.pairs_written} of {self.pairs_found} pairs into {self.out} "
-                f"({self.shards_written} shards written, {self.shards_reused} reused)")
+        line = (
+            f"built {self.pairs_written} of {self.pairs_found} pairs into {self.out} "
+            f"({self.shards_written} shards written, {self.shards_reused} reused)"
+        )
+        if self.fitted:
+            line += f"; {len(self.fitted)} HQ(s) fitted onto the LQ geometry (--fit-hq resize)"
         if self.skipped:
             line += f"; skipped {len(self.skipped)} bad pair(s), see {Path(self.out) / REPORT}"
+        geometry = [s for s in self.skipped if "integer multiple" in s.get("reason", "")]
+        if geometry and self.fit_hq == "skip":
+            line += f" ({len(geometry)} for HQ geometry; --fit-hq resize would fit them)"
+        if self.bad_records:
+            line += f"; {len(self.bad_records)} malformed jsonl line(s) skipped"
+        if self.unmatched_count:
+            line += f"; {self.unmatched_count} file(s) matched no pattern of the layout"
         if self.rejected_by_qc:
             line += f"; left out {len(self.rejected_by_qc)} pair(s) rejected by QC/review"
         return line
 
 
-def build_dataset(raw: str | os.PathLike, out: str | os.PathLike, *, max_shard_size: str | int = "500MB",
-                  strict: bool = False, verify: str = "fast", include_rejected: bool = False,
-                  num_proc: int | None = None, repo_id: str | None = None, progress: bool = True) -> BuildReport:
-    """Build the dataset folder `out` from the raw layout `raw`; see the module docstring."""
+def find_pairs(
+    src: Path, layout: str, split: str | None, category: str | None, strict: bool
+) -> tuple[list[RawPair], list[Problem], dict[tuple, dict], LayoutMatch | None, object]:
+    """Pairs, problems and QC rows from SRC read as the raw layout or through a layout (auto / FILE.yaml)."""
+    if layout == "raw":
+        if split or category:
+            raise ValueError(
+                "--split/--category apply to --layout auto or FILE.yaml; the raw layout takes them from its folders"
+            )
+        pairs, problems = scan_raw(src, strict=strict)
+        return pairs, problems, _qc_decisions(src, problems, strict), None, "raw"
+    lay = resolve_layout(src, layout, split, category)
+    found = match_layout(src, lay)
+    if not found.pairs and not found.problems:
+        why = "; ".join(f"{Path(p.path).relative_to(src)}: {p.reason}" for p in found.unmatched[:3])
+        raise ValueError(
+            f"{src}: the layout matched no pair ({found.unmatched_count} file(s) unmatched{': ' + why if why else ''})"
+        )
+    return found.pairs, list(found.problems), {}, found, lay
+
+
+def dry_run(
+    src: str | os.PathLike, layout: str = "auto", split: str | None = None, category: str | None = None, show: int = 10
+) -> str:
+    """What `ggt build --dry-run` prints: the layout as YAML (save it and pass it back as --layout FILE.yaml),
+    the pairs per split and category, the first unmatched files with why. Writes nothing."""
+    src = Path(src)
+    if layout == "raw":
+        pairs, problems = scan_raw(src)
+        text, unmatched, count = "# layout: raw (RAW/{split}/{category}/{lq,hq}/ID.*)\n", problems, len(problems)
+    else:
+        lay = resolve_layout(src, layout, split, category)
+        found = match_layout(src, lay)
+        pairs, unmatched, count = (
+            found.pairs,
+            [*found.problems, *found.unmatched],
+            len(found.problems) + found.unmatched_count,
+        )
+        text = lay.to_yaml()
+    per: dict[tuple[str, str], int] = {}
+    for p in pairs:
+        per[(p.split, p.category)] = per.get((p.split, p.category), 0) + 1
+    lines = [text.rstrip("\n"), "", f"# {len(pairs)} pairs"]
+    lines += [f"#   {s:<6} {c:<10} {n}" for (s, c), n in sorted(per.items())]
+    if count:
+        lines.append(f"# {count} file(s) not used; the first {min(show, len(unmatched))}:")
+        lines += [f"#   {p.path}: {p.reason}" for p in unmatched[:show]]
+    return "\n".join(lines) + "\n"
+
+
+def _provenance(pairs: list[RawPair], src: Path, layout_name: str) -> dict:
+    """What the card says the LQ and HQ images are, from the build's metadata."""
+    generators: dict[str, int] = {}
+    sources: dict[str, int] = {}
+    for p in pairs:
+        gen = str(p.metadata.get("generator") or "not recorded")
+        generators[gen] = generators.get(gen, 0) + 1
+        src_kind = str(p.metadata.get("source") or "not recorded").split(":", 1)[0].split("/", 1)[0]
+        sources[src_kind] = sources.get(src_kind, 0) + 1
+    return {"generators": generators, "sources": sources, "src_name": src.name, "layout": layout_name}
+
+
+def build_dataset(
+    raw: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    layout: str = "raw",
+    split: str | None = None,
+    category: str | None = None,
+    fit_hq: str = "skip",
+    overwrite: bool = False,
+    max_shard_size: str | int = "500MB",
+    strict: bool = False,
+    verify: str = "fast",
+    include_rejected: bool = False,
+    num_proc: int | None = None,
+    repo_id: str | None = None,
+    progress: bool = True,
+) -> BuildReport:
+    """Build the dataset folder `out` from `raw` (raw layout, or `layout` auto / FILE.yaml); see the module doc."""
     raw, out = Path(raw), Path(out)
-    if verify not in ("fast", "full"):
-        raise ValueError(f"verify must be 'fast' or 'full', got {verify!r}")
+    if verify not in VERIFY_MODES:
+        raise ValueError(f"verify must be one of {', '.join(VERIFY_MODES)}, got {verify!r}")
+    if fit_hq not in FIT_MODES:
+        raise ValueError(f"fit_hq must be one of {', '.join(FIT_MODES)}, got {fit_hq!r}")
     max_bytes = parse_size(max_shard_size)
     inside = [out.resolve(), *out.resolve().parents]
-    if raw.resolve() == out.resolve() or any(raw.resolve() / s in inside for s in schema.SPLITS):
-        raise ValueError(f"--out {out} must not be the raw folder or inside its split folders")
-    pairs, problems = scan_raw(raw)
-    report = BuildReport(str(raw), str(out), pairs_found=len(pairs))
+    if (
+        raw.resolve() in inside
+        if layout != "raw"
+        else (raw.resolve() == out.resolve() or any(raw.resolve() / s in inside for s in schema.SPLITS))
+    ):
+        raise ValueError(f"--out {out} must not be the source folder or inside it")
+    pairs, problems, qc, found, lay = find_pairs(raw, layout, split, category, strict)
+    report = BuildReport(
+        str(raw), str(out), layout=lay if lay == "raw" else lay.to_dict(), pairs_found=len(pairs), fit_hq=fit_hq
+    )
+    if found is not None:
+        report.unmatched = [p.as_dict() for p in found.unmatched]
+        report.unmatched_count = found.unmatched_count
+    report.bad_records = [p.as_dict() for p in problems if _is_bad_record(p)]
+    problems = [p for p in problems if not _is_bad_record(p)]
 
     # Problems found without reading any image: unusable files, metadata, duplicate ids, no HQ.
     meta_problems = {p.id: p for p in problems if p.id and Path(p.path).name == "metadata.jsonl"}
-    qc, seen, candidates = _qc_decisions(raw), {}, []
+    seen, candidates = {}, []
     for pair in pairs:
         if pair.id in meta_problems:
             continue  # its metadata row is already reported
         elif (pair.split, pair.id) in seen:
-            problems.append(Problem(str(pair.lq), f"id {pair.id!r} also used in {seen[(pair.split, pair.id)]}/; ids must be unique in a split", pair.id, pair.split, pair.category))
+            problems.append(
+                Problem(
+                    str(pair.lq),
+                    f"id {pair.id!r} also used in {seen[(pair.split, pair.id)]}/; ids must be unique in a split",
+                    pair.id,
+                    pair.split,
+                    pair.category,
+                )
+            )
         elif pair.hq is None:
             problems.append(check_pair(pair).problem)
         elif not include_rejected and _decision(qc.get(pair.key, qc.get((None, None, pair.id), {}))) == "reject":
@@ -277,49 +300,125 @@ def build_dataset(raw: str | os.PathLike, out: str | os.PathLike, *, max_shard_s
         raise BadInputError(f"{p.path}: {p.reason} (--strict stops at the first bad input; drop it to skip and report)")
     report.skipped += [p.as_dict() for p in problems]
 
-    # Plan shards from file sizes, then write the ones whose inputs changed, in parallel.
-    manifest_path = out / MANIFEST
-    old_manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    manifest, jobs = {}, []
+    # Which files of `out` are ours; plan shards from file sizes; reuse those whose inputs did not change.
+    old = read_manifest(out)
+    replace = check_ownership(out, old, overwrite)
+    old_shards = old.get("shards", {})
+    shards_plan, jobs = {}, []
     for cat in schema.CATEGORIES:
-        for split in schema.SPLITS:
-            shards = _plan_shards([p for p in candidates if p.category == cat and p.split == split], max_bytes)
+        for sp in schema.SPLITS:
+            shards = _plan_shards([p for p in candidates if p.category == cat and p.split == sp], max_bytes)
             for i, shard in enumerate(shards):
-                rel = f"data/{cat}/{split}-{i:05d}-of-{len(shards):05d}.parquet"
-                entry = {"fingerprint": _fingerprint(shard, qc, verify), "category": cat, "split": split}
-                old = old_manifest.get(rel) if isinstance(old_manifest.get(rel), dict) else {}
-                if old.get("fingerprint") == entry["fingerprint"] and (out / rel).is_file() == bool(old.get("rows")):
-                    manifest[rel] = old
+                rel = f"data/{cat}/{sp}-{i:05d}-of-{len(shards):05d}.parquet"
+                entry = {"fingerprint": _fingerprint(shard, qc, verify, fit_hq), "category": cat, "split": sp}
+                prev = old_shards.get(rel) if isinstance(old_shards.get(rel), dict) else {}
+                if (
+                    prev.get("done")
+                    and prev.get("fingerprint") == entry["fingerprint"]
+                    and (out / rel).is_file() == bool(prev.get("rows"))
+                ):
+                    shards_plan[rel] = prev
                     report.shards_reused += 1
                 else:
-                    manifest[rel] = entry
+                    shards_plan[rel] = entry
                     shard_qc = {p.key: qc[p.key] for p in shard if p.key in qc}  # workers get only their rows
-                    jobs.append((rel, ShardJob(out / rel, shard, shard_qc, verify, strict)))
+                    jobs.append((rel, ShardJob(out / rel, shard, shard_qc, verify, strict, fit_hq)))
+    report.bytes_needed = sum(p.lq.stat().st_size + p.hq.stat().st_size for _, job in jobs for p in job.pairs)
+    check_free_space(out, report.bytes_needed)
+
+    # Record what we are about to write before writing it: a killed build leaves nothing unowned.
+    files = [f for f in old.get("files", []) if f != LEGACY_MANIFEST]
+    manifest = {"version": BUILD_VERSION, "shards": {**old_shards, **shards_plan}, "files": files}
+    atomic_write_json(out / MANIFEST, manifest, indent=None)
+    (out / COMPLETE_MARKER).unlink(missing_ok=True)
+    (out / LEGACY_MANIFEST).unlink(missing_ok=True)
+    _run_jobs(jobs, manifest, out, num_proc, progress)
+    report.shards_written = len(jobs)
+    for rel in list(manifest["shards"]):
+        if rel not in shards_plan:  # a shard of ours the inputs no longer fill
+            (out / rel).unlink(missing_ok=True)
+            del manifest["shards"][rel]
+    for path in replace:
+        if path.suffix == ".parquet":
+            path.unlink()  # --overwrite: a foreign shard would be read as part of the dataset
+    for entry in manifest["shards"].values():
+        report.pairs_written += entry["rows"]
+        report.skipped += entry["skipped"]
+        report.converted += entry["converted"]
+        report.fitted += entry.get("fitted", [])
+        if entry["rows"]:
+            per_cat = report.counts.setdefault(entry["category"], {})
+            per_cat[entry["split"]] = per_cat.get(entry["split"], 0) + entry["rows"]
+    report.counts = {
+        schema.DEFAULT_CONFIG: {s: sum(c.get(s, 0) for c in report.counts.values()) for s in schema.SPLITS},
+        **{c: report.counts[c] for c in schema.CATEGORIES if c in report.counts},
+    }
+    written = {"README.md", REPORT}
+    ggt_config = _copy_ggt_config(raw, out, report)
+    if ggt_config is not None:
+        written.add(CONFIG_FILE)
+    manifest["files"] = sorted(set(manifest["files"]) | written)
+    atomic_write_json(out / MANIFEST, manifest, indent=None)  # owns the card before it is written
+    sizes: dict[str, int] = {}
+    for rel, entry in manifest["shards"].items():
+        if entry["rows"]:
+            n = (out / rel).stat().st_size
+            sizes[entry["category"]] = sizes.get(entry["category"], 0) + n
+            sizes[schema.DEFAULT_CONFIG] = sizes.get(schema.DEFAULT_CONFIG, 0) + n
+    build_id = hashlib.sha256("".join(e["fingerprint"] for e in manifest["shards"].values()).encode()).hexdigest()[:16]
+    write_dataset_card(
+        out,
+        report.counts,
+        repo_id=repo_id or out.name,
+        converted=len(report.converted),
+        provenance=_provenance(candidates, raw, "raw" if lay == "raw" else "layout"),
+        ggt_config=ggt_config,
+        fitted=len(report.fitted),
+        sizes=sizes,
+        build_id=build_id,
+    )
+    atomic_write_json(out / REPORT, report.__dict__)
+    mark_complete(out, {"pairs": report.pairs_written, "version": BUILD_VERSION})
+    return report
+
+
+def _copy_ggt_config(src: Path, out: Path, report: BuildReport) -> dict | None:
+    """Copy SRC/ggt_config.json (written by `ggt export`) into the build; None when absent or unreadable."""
+    path = src / CONFIG_FILE
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    try:
+        config = json.loads(data)
+        if not isinstance(config, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as err:
+        report.bad_records.append({"path": str(path), "reason": f"not a JSON object ({err}); not copied"})
+        log.warning("%s: not a JSON object; not copied into the build", path)
+        return None
+    atomic_write_bytes(out / CONFIG_FILE, data)
+    return config
+
+
+def _run_jobs(
+    jobs: list[tuple[str, ShardJob]], manifest: dict, out: Path, num_proc: int | None, progress: bool
+) -> None:
+    """Write the shards in worker processes; each finished one is recorded in the manifest at once (resumable)."""
     for _, job in jobs:
         job.path.parent.mkdir(parents=True, exist_ok=True)
     processes = min(num_proc or os.cpu_count() or 1, len(jobs), 8)
     ctx = multiprocessing.get_context("spawn" if os.name == "nt" else "fork")
-    with ctx.Pool(processes) if processes > 1 else _InlinePool() as pool:
-        results = pool.imap(write_shard, [job for _, job in jobs])
-        for (rel, _), result in tqdm(zip(jobs, results), total=len(jobs), desc="ggt build", unit="shard", disable=not progress):
-            manifest[rel].update(rows=result.rows, skipped=result.skipped, converted=result.converted)
-            report.shards_written += 1
-    for rel, entry in manifest.items():
-        report.pairs_written += entry["rows"]
-        report.skipped += entry["skipped"]
-        report.converted += entry["converted"]
-        if entry["rows"]:
-            per_cat = report.counts.setdefault(entry["category"], {})
-            per_cat[entry["split"]] = per_cat.get(entry["split"], 0) + entry["rows"]
-    for stale in (out / "data").rglob("*.parquet") if (out / "data").is_dir() else []:
-        if stale.relative_to(out).as_posix() not in manifest:
-            stale.unlink()
-    report.counts = {schema.DEFAULT_CONFIG: {s: sum(c.get(s, 0) for c in report.counts.values()) for s in schema.SPLITS},
-                     **{c: report.counts[c] for c in schema.CATEGORIES if c in report.counts}}
-    write_dataset_card(out, report.counts, repo_id=repo_id or out.name, converted=len(report.converted))
-    (out / REPORT).write_text(json.dumps(report.__dict__, indent=2))
-    manifest_path.write_text(json.dumps(manifest, indent=1))
-    return report
+    start, done_bytes = time.perf_counter(), 0
+    bar = tqdm(total=sum(len(job.pairs) for _, job in jobs), desc="ggt build", unit="pair", disable=not progress)
+    with bar, ctx.Pool(processes) if processes > 1 else _InlinePool() as pool:
+        for (rel, _), result in zip(jobs, pool.imap(write_shard, [job for _, job in jobs]), strict=True):
+            manifest["shards"][rel].update(
+                rows=result.rows, skipped=result.skipped, converted=result.converted, fitted=result.fitted, done=True
+            )
+            atomic_write_json(out / MANIFEST, manifest, indent=None)
+            done_bytes += result.bytes_read
+            bar.update(len(manifest["shards"][rel].get("skipped", [])) + result.rows)
+            bar.set_postfix_str(f"{done_bytes / 1e6 / max(time.perf_counter() - start, 1e-9):.1f} MB/s")
 
 
 class _InlinePool:
@@ -337,25 +436,82 @@ class _InlinePool:
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "build", help="turn a raw layout into a Hub-ready dataset folder",
-        description="Turn RAW/{train,test}/{category}/{lq,hq}/ID.* (+ metadata.jsonl, qc.jsonl, review.jsonl) "
-        "into DIR/data/{category}/{split}-*.parquet and DIR/README.md, readable with "
-        "datasets.load_dataset(DIR, CONFIG). Bad pairs are skipped and listed in DIR/build_report.json.")
-    p.add_argument("raw", help="raw layout folder")
-    p.add_argument("--out", required=True, help="dataset folder to write (e.g. ggt-100k)")
+        "build",
+        help="turn a raw layout or a paired release into a Hub-ready dataset folder",
+        description="Turn SRC into DIR/data/{category}/{split}-*.parquet and DIR/README.md, readable with "
+        "datasets.load_dataset(DIR, CONFIG). SRC is our raw layout (RAW/{train,test}/{category}/{lq,hq}/ID.*, "
+        "+ metadata.jsonl, qc.jsonl, review.jsonl) or, with --layout auto|FILE.yaml, any paired release "
+        "(the GGT-100K download, BasicSR-style sets). Bad pairs are skipped and listed in DIR/build_report.json. "
+        'A layout file: lq: "{split}/{category}/LQ/{id}.{ext}", hq: "{split}/{category}/HQ/{id}.{ext}", '
+        "categories: {Hazy: haze}, splits: {Train: train}; `--dry-run` prints one to start from.",
+    )
+    p.add_argument("raw", metavar="SRC", help="source folder")
+    p.add_argument("--out", help="dataset folder to write (e.g. ggt-100k); not needed with --dry-run")
+    p.add_argument(
+        "--layout",
+        default="raw",
+        help="raw (default: our raw layout), auto (recognise the release's conventions) or a layout YAML file",
+    )
+    p.add_argument(
+        "--split", default=None, help="the split of every pair when the layout has no {split} (default train)"
+    )
+    p.add_argument("--category", default=None, help="the config of every pair when the layout has no {category}")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the layout (as YAML), counts and unmatched files; write nothing"
+    )
+    p.add_argument(
+        "--fit-hq",
+        choices=FIT_MODES,
+        default="skip",
+        help="an HQ that is not the LQ size or an integer "
+        "multiple: skip it (default, reported) or resize it onto the LQ geometry as `ggt synth` does",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace files in --out that ggt build did not write")
     p.add_argument("--max-shard-size", default="500MB", help="largest parquet shard (default 500MB)")
-    p.add_argument("--strict", action="store_true", help="stop at the first bad pair (exit code 2) instead of skipping it")
-    p.add_argument("--verify", choices=("fast", "full"), default="fast",
-                   help="fast: headers, PNG CRCs, JPEG end markers; full: decode every pixel (slower)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first bad pair or jsonl line (exit code 2) instead of skipping it",
+    )
+    p.add_argument(
+        "--verify",
+        choices=VERIFY_MODES,
+        default="fast",
+        help="fast (default): every written row decodes (PNG streams inflated, JPEG/WEBP decoded); "
+        "full: Pillow decodes every image; header: headers and checksums only",
+    )
     p.add_argument("--include-rejected", action="store_true", help="keep pairs that `ggt qc` or review rejected")
     p.add_argument("--num-proc", type=int, default=None, help="worker processes for checking (default: CPU count)")
-    p.add_argument("--repo-id", default=None, help="the Hub id to show in the card's examples (default: the folder name)")
+    p.add_argument(
+        "--repo-id", default=None, help="the Hub id to show in the card's examples (default: the folder name)"
+    )
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    report = build_dataset(args.raw, args.out, max_shard_size=args.max_shard_size, strict=args.strict,
-                           verify=args.verify, include_rejected=args.include_rejected, num_proc=args.num_proc,
-                           repo_id=args.repo_id)
+    if args.dry_run:
+        print(dry_run(args.raw, args.layout, args.split, args.category), end="")
+        return 0
+    if not args.out:
+        raise ValueError("--out DIR is required (or pass --dry-run)")
+    try:
+        report = build_dataset(
+            args.raw,
+            args.out,
+            layout=args.layout,
+            split=args.split,
+            category=args.category,
+            fit_hq=args.fit_hq,
+            overwrite=args.overwrite,
+            max_shard_size=args.max_shard_size,
+            strict=args.strict,
+            verify=args.verify,
+            include_rejected=args.include_rejected,
+            num_proc=args.num_proc,
+            repo_id=args.repo_id,
+        )
+    except WriteError as err:
+        print(f"ggt build: error: {err} (the previous build in {args.out}, if any, is unchanged)", file=sys.stderr)
+        return 2
     print(report.summary())
     return 0

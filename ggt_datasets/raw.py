@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from ggt_datasets import schema
 METADATA_FILE = "metadata.jsonl"
 REVIEW_FILE = "review.jsonl"
 _SAFE_ID = re.compile(r"^[\w][\w.\-]*$")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -81,7 +83,9 @@ def _images_by_stem(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
             problems.append(Problem(str(path), f"not an image file name (expected {', '.join(schema.IMAGE_SUFFIXES)})"))
             continue
         if path.stem in found:
-            problems.append(Problem(str(path), f"duplicate id {path.stem!r} (also {found[path.stem].name})", id=path.stem))
+            problems.append(
+                Problem(str(path), f"duplicate id {path.stem!r} (also {found[path.stem].name})", id=path.stem)
+            )
             continue
         found[path.stem] = path
     return found, problems
@@ -89,40 +93,70 @@ def _images_by_stem(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Read a JSON-lines file; raises ValueError naming the file and line for bad JSON."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
+    return read_jsonl_records(path, strict=True)[0]
+
+
+def read_jsonl_records(path: str | os.PathLike, strict: bool = False) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """Read a JSON-lines file record by record: a malformed line is a Problem naming its line
+    number (and a logged warning) and the other lines are still used; strict=True raises
+    ValueError at the first one instead.
+
+    Example:
+        >>> rows, problems = read_jsonl_records("RAW/metadata.jsonl")  # doctest: +SKIP
+        >>> problems[0].path, problems[0].reason                        # doctest: +SKIP
+        ('RAW/metadata.jsonl:7', 'line 7: not valid JSON (Expecting value); line skipped')
+    """
+    rows: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
+                why = "" if isinstance(row, dict) else "expected a JSON object per line"
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object per line")
-            rows.append(row)
-    return rows
+                why = f"not valid JSON ({err.msg})"
+            if not why:
+                rows.append(row)
+                continue
+            if strict:
+                raise ValueError(f"{path}:{number}: {why}")
+            problems.append(Problem(f"{path}:{number}", f"line {number}: {why}; line skipped"))
+            log.warning("%s:%d: %s; line skipped (the other lines are used)", path, number, why)
+    return rows, problems
 
 
-def read_metadata(root: str | os.PathLike) -> tuple[dict[tuple[str, str, str] | str, dict], list[Problem]]:
-    """Metadata rows keyed by (split, category, id) when given, else by id alone."""
+def read_metadata(
+    root: str | os.PathLike, strict: bool = False
+) -> tuple[dict[tuple[str, str, str] | str, dict], list[Problem]]:
+    """Metadata rows keyed by (split, category, id) when given, else by id alone.
+
+    A malformed line is reported (with its line number) and skipped; strict=True raises instead."""
     path = Path(root) / METADATA_FILE
     table: dict[tuple[str, str, str] | str, dict] = {}
     problems: list[Problem] = []
     if not path.is_file():
         return table, problems
-    try:
-        rows = read_jsonl(path)
-    except ValueError as err:
-        return table, [Problem(str(path), str(err))]
+    rows, problems = read_jsonl_records(path, strict)
     for row in rows:
         item_id = str(row.get("id", ""))
         if not is_safe_id(item_id):
-            problems.append(Problem(str(path), f"unsafe or missing id {item_id!r} in metadata; ids must be plain file stems", id=item_id))
+            problems.append(
+                Problem(
+                    str(path), f"unsafe or missing id {item_id!r} in metadata; ids must be plain file stems", id=item_id
+                )
+            )
             continue
         unsafe = [k for k, v in row.items() if isinstance(v, str) and _looks_like_escaping_path(v)]
         if unsafe:
-            problems.append(Problem(str(path), f"id {item_id!r}: metadata field(s) {', '.join(unsafe)} point outside RAW; use paths inside it", id=item_id))
+            problems.append(
+                Problem(
+                    str(path),
+                    f"id {item_id!r}: metadata field(s) {', '.join(unsafe)} point outside RAW; use paths inside it",
+                    id=item_id,
+                )
+            )
             continue
         key = (row["split"], row["category"], item_id) if "split" in row and "category" in row else item_id
         table[key] = row
@@ -134,35 +168,49 @@ def _looks_like_escaping_path(value: str) -> bool:
     return value.startswith(("/", "\\", "~")) or ".." in parts or bool(re.match(r"^[A-Za-z]:[\\/]", value))
 
 
-def read_reviews(root: str | os.PathLike) -> dict[str, str]:
-    """id -> last manual decision recorded in RAW/review.jsonl ('accept' / 'reject' / 'skip')."""
+def read_reviews(
+    root: str | os.PathLike, problems: list[Problem] | None = None, strict: bool = False
+) -> dict[str, str]:
+    """id -> last manual decision recorded in RAW/review.jsonl ('accept' / 'reject' / 'skip').
+
+    Malformed lines are skipped and appended to `problems` (strict=True raises ValueError)."""
     path = Path(root) / REVIEW_FILE
     if not path.is_file():
         return {}
-    return {str(r["id"]): str(r.get("decision", "")) for r in read_jsonl(path) if "id" in r}
+    rows, bad = read_jsonl_records(path, strict)
+    if problems is not None:
+        problems += bad
+    return {str(r["id"]): str(r.get("decision", "")) for r in rows if "id" in r}
 
 
-def scan_raw(root: str | os.PathLike, splits: Iterable[str] = schema.SPLITS) -> tuple[list[RawPair], list[Problem]]:
+def scan_raw(
+    root: str | os.PathLike, splits: Iterable[str] = schema.SPLITS, strict: bool = False
+) -> tuple[list[RawPair], list[Problem]]:
     """Find every pair in a raw layout, in (split, category, id) order.
 
     Returns the pairs and the problems found while scanning (an LQ with no HQ is returned as
     a pair with hq=None so the caller decides; an HQ with no LQ is a problem).
-    Raises FileNotFoundError when `root` is not a folder or holds no split folder.
+    Raises FileNotFoundError when `root` is not a folder or holds no split folder; with strict=True
+    a malformed metadata.jsonl line raises ValueError (else it is a problem and skipped).
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: raw folder not found")
     splits = list(splits)
     if not any((root / s).is_dir() for s in splits):
-        raise FileNotFoundError(f"{root}: no {' or '.join(splits)} folder; expected RAW/{{split}}/{{category}}/lq|hq/ID.png")
-    metadata, problems = read_metadata(root)
+        raise FileNotFoundError(
+            f"{root}: no {' or '.join(splits)} folder; expected RAW/{{split}}/{{category}}/lq|hq/ID.png"
+        )
+    metadata, problems = read_metadata(root, strict)
     pairs: list[RawPair] = []
     for split in splits:
         if not (root / split).is_dir():
             continue
         for cat_dir in sorted(p for p in (root / split).iterdir() if p.is_dir()):
             if cat_dir.name not in schema.CATEGORIES:
-                problems.append(Problem(str(cat_dir), f"unknown category folder; expected one of {', '.join(schema.CATEGORIES)}"))
+                problems.append(
+                    Problem(str(cat_dir), f"unknown category folder; expected one of {', '.join(schema.CATEGORIES)}")
+                )
                 continue
             lqs, p1 = _images_by_stem(cat_dir / "lq")
             hqs, p2 = _images_by_stem(cat_dir / "hq")

@@ -40,7 +40,9 @@ PROVENANCE_COLUMNS: dict[str, str] = {
     "prompt": "the instruction given to the generator",
     "prompt_mode": "'fixed' (category template) or 'adaptive' (written by a VLM)",
     "review": "manual review decision: 'accept', 'reject' or empty",
+    "hq_fit": "how `ggt build --fit-hq resize` brought the HQ onto the LQ geometry; empty when stored as given",
 }
+HQ_FIT = "hq_fit"
 QC_COLUMNS: dict[str, str] = {
     "qc_structure_ssim": "grayscale SSIM between LQ and HQ at LQ size (stage-1 gate)",
     "qc_chroma_drift": "mean chroma difference between LQ and HQ (stage-1 gate)",

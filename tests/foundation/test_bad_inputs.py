@@ -128,14 +128,20 @@ def test_strict_accepts_odd_but_valid_images(broken_raw, tmp_path):
 
 def test_cli_bad_paths_give_one_line_errors(tmp_path):
     missing = tmp_path / "nope"
-    proc = subprocess.run([sys.executable, "-m", "ggt_datasets.cli", "build", str(missing), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ggt_datasets.cli", "build", str(missing), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and str(missing) in proc.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "ggt_datasets.cli", "build", str(empty), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ggt_datasets.cli", "build", str(empty), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "no train or test folder" in proc.stderr
 
 

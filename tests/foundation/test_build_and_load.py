@@ -95,10 +95,24 @@ def test_max_shard_size_splits_and_names_shards(sample_raw, tmp_path):
 def test_qc_rejects_are_left_out_unless_asked(sample_raw, tmp_path):
     pairs, _ = scan_raw(sample_raw)
     victim, kept = pairs[0], pairs[1]
-    rows = [{"id": victim.id, "split": victim.split, "category": victim.category, "decision": "reject",
-             "scores": {"structure_ssim": 0.1}, "reasons": ["structure_ssim"]},
-            {"id": kept.id, "split": kept.split, "category": kept.category, "decision": "accept",
-             "scores": {"structure_ssim": 0.9, "chroma_drift": 0.01}, "reasons": []}]
+    rows = [
+        {
+            "id": victim.id,
+            "split": victim.split,
+            "category": victim.category,
+            "decision": "reject",
+            "scores": {"structure_ssim": 0.1},
+            "reasons": ["structure_ssim"],
+        },
+        {
+            "id": kept.id,
+            "split": kept.split,
+            "category": kept.category,
+            "decision": "accept",
+            "scores": {"structure_ssim": 0.9, "chroma_drift": 0.01},
+            "reasons": [],
+        },
+    ]
     (sample_raw / "qc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     report = build_dataset(sample_raw, tmp_path / "out", progress=False)
     assert [r["id"] for r in report.rejected_by_qc] == [victim.id]

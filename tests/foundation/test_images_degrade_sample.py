@@ -95,7 +95,11 @@ def test_degradation_params_replay(photo):
 
 def test_sample_is_deterministic_and_complete(tmp_path):
     def digest(root):
-        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+        return {
+            p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
 
     summary = make_sample(tmp_path / "a", per_category=2, test_per_category=1, seed=5, size=48, progress=False)
     make_sample(tmp_path / "b", per_category=2, test_per_category=1, seed=5, size=48, progress=False)
