@@ -89,8 +89,10 @@ STEPS: list[tuple[str, str, Callable[[object, Path], list[str]]]] = [
      lambda m, out: m.demo(out / "ggt-100k", out / "metrics")),
     ("loaders (paired crops, 1:1 mixing)", "ggt_datasets.loaders.demo",
      lambda m, out: m.demo(out / "ggt-100k", out / "loaders")),
-    ("training (nafnet-tiny, a few dozen steps)", "ggt_datasets.training.demo",
+    ("training (finetune an official-format checkpoint)", "ggt_datasets.training.demo",
      lambda m, out: m.demo(out / "ggt-100k", out / "training")),
+    ("generator study (ggt bench-mfm: classical, fixed vs adaptive prompts)", "ggt_datasets.bench.demo",
+     lambda m, out: m.run(out / "bench")),
 ]
 
 
@@ -131,6 +133,6 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo", help="run every step end to end on built-in data (offline, a few minutes)",
         description="Make sample pairs from real photos, build and load the dataset, then run each "
-        "installed part (synthesis, QC, metrics, loaders, training) on it. Offline.")
+        "installed part (synthesis, QC, metrics, loaders, training, the generator study) on it. Offline.")
     p.add_argument("--out", default="ggt-demo", help="folder for everything the demo makes (default ggt-demo)")
     p.set_defaults(func=lambda args: run_demo(args.out))
