@@ -30,7 +30,7 @@ from PIL import Image
 from ggt_datasets.backends import make_generator
 from ggt_datasets.images import encode_png
 from ggt_datasets.synth.config import SynthConfig
-from ggt_datasets.synth.fake_api import FakeAPIServer
+from ggt_datasets.testing.fake_api import FakeAPIServer
 from ggt_datasets.synth.inputs import register_inputs
 from ggt_datasets.synth.ledger import Ledger
 from ggt_datasets.synth.prompts import fixed_prompt, load_templates
@@ -55,7 +55,7 @@ def make_inputs(folder: Path, n: int, size: int = 512, fmt: str = "jpeg") -> Pat
 
 
 def start_server(*flags: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "ggt_datasets.synth.fake_api", "--latency", str(LATENCY), *flags],
+    proc = subprocess.Popen([sys.executable, "-m", "ggt_datasets.testing.fake_api", "--latency", str(LATENCY), *flags],
                             stdout=subprocess.PIPE, text=True)
     return proc, proc.stdout.readline().strip()
 

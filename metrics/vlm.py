@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ggt_datasets.backends.base import VLM, QualityRating
+from ggt_datasets.backends.usage import Meter, metered
+from ggt_datasets.images import encode_png
 from ggt_datasets.metrics.inputs import to_uint8
 from ggt_datasets.metrics.registry import MetricSpec
-
-from ggt_datasets.backends.base import VLM, QualityRating
-from ggt_datasets.images import encode_png
 
 __all__ = ["VLMRMetric", "vlm_r"]
 
@@ -45,10 +45,13 @@ def _clip(v: float | None) -> float | None:
     return None if v is None else min(max(float(v), 0.0), 100.0)
 
 
-def vlm_r(images: Sequence[Any], vlm: VLM, lqs: Sequence[Any] | None = None) -> list[QualityRating]:
+def vlm_r(images: Sequence[Any], vlm: VLM, lqs: Sequence[Any] | None = None,
+          usage: list[Meter] | None = None) -> list[QualityRating]:
     """Rate each image with `vlm`; with `lqs`, also its fidelity to the matching LQ.
 
-    Images and LQs may be encoded bytes, paths, PIL images, uint8 arrays or CHW tensors.
+    Images and LQs may be encoded bytes, paths, PIL images, uint8 arrays or CHW tensors. When
+    `usage` is a list, one Meter per image (VLM requests and cost) is appended to it; the calls
+    are also charged to any meter the caller has open (`backends.usage.metered`).
     """
     if not isinstance(vlm, VLM):  # ValueError: the CLI reports it as a user error
         raise ValueError(  # noqa: TRY004
@@ -60,7 +63,10 @@ def vlm_r(images: Sequence[Any], vlm: VLM, lqs: Sequence[Any] | None = None) -> 
     out = []
     for i, image in enumerate(images):
         lq = _png(lqs[i]) if lqs is not None else None
-        rating = vlm.rate(_png(image), lq=lq)
+        with metered() as meter:
+            rating = vlm.rate(_png(image), lq=lq)
+        if usage is not None:
+            usage.append(meter)
         out.append(QualityRating(_clip(rating.quality), _clip(rating.fidelity), rating.rationale))
     return out
 
@@ -79,6 +85,7 @@ class VLMRMetric:
             )
         self.spec, self.vlm = spec, vlm
         self.last_ratings: list[QualityRating] = []
+        self.last_usage: list[Meter] = []  # per image: VLM requests and cost
 
     def __call__(self, pred, ref=None, lq=None, **_: Any):
         import torch
@@ -87,5 +94,6 @@ class VLMRMetric:
         lqs = list(lq) if lq is not None and torch.is_tensor(lq) and lq.dim() == 4 else lq
         if lqs is not None and not isinstance(lqs, list):
             lqs = [lqs]
-        self.last_ratings = vlm_r(preds, self.vlm, lqs)
+        self.last_usage = []
+        self.last_ratings = vlm_r(preds, self.vlm, lqs, usage=self.last_usage)
         return torch.tensor([r.quality for r in self.last_ratings], dtype=torch.float64)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 __all__ = [
     "WEIGHT_FILES",
+    "DownloadError",
     "MissingWeightsError",
     "download_weights",
     "file_status",
@@ -163,21 +164,48 @@ def require_weights(metric: str, root: str | os.PathLike | None = None) -> Path:
     return folder
 
 
+class DownloadError(ConnectionError):
+    """A weight file that could not be fetched; the message names the file, the URL and the fix.
+
+    `fetched` lists the files that did arrive before it (they are kept).
+    """
+
+    def __init__(self, message: str, fetched: list[Path]):
+        super().__init__(message)
+        self.fetched = fetched
+
+
 def download_weights(
     metrics: list[str], root: str | os.PathLike | None = None, progress: bool = True
 ) -> list[Path]:
-    """Fetch the files of `metrics` that are missing (needs network). Returns the new files."""
-    from torch.hub import download_url_to_file
+    """Fetch the files of `metrics` that are missing (needs network). Returns the new files.
+
+    Raises DownloadError on any network failure (offline, refused, HTTP error, hash mismatch),
+    keeping the files already fetched; a partial download never lands under its final name.
+    """
+    import http.client
+    import urllib.error
+
+    import torch.hub
 
     folder = weights_dir(root)
-    fetched = []
+    fetched: list[Path] = []
     for rel in sorted({rel for m in metrics for rel in needed_files(m)}):
         if file_status(rel, folder) == "ok":
             continue
         dest = folder / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         wf = WEIGHT_FILES[rel]
-        download_url_to_file(wf.url, str(dest), hash_prefix=wf.sha256 or None, progress=progress)
+        try:
+            torch.hub.download_url_to_file(wf.url, str(dest), hash_prefix=wf.sha256 or None, progress=progress)
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, RuntimeError) as err:
+            if isinstance(err, urllib.error.HTTPError):
+                why = f"HTTP {err.code} {err.reason}"
+            else:
+                why = f"{type(err).__name__}: {getattr(err, 'reason', None) or err}"
+            raise DownloadError(
+                f"cannot download {rel} from {wf.url}: {why}; check the network, or copy "
+                f"the file into {folder} with `ggt weights import DIR`", fetched) from None
         fetched.append(dest)
     return fetched
 

@@ -46,6 +46,15 @@ class BackendRequestError(RuntimeError):
         self.status = status
 
 
+class FatalBackendError(BackendRequestError):
+    """A fault that no item can get past (the backend cannot start, the key is refused): a run
+    stops at once with this message instead of failing every item."""
+
+
+class AuthError(FatalBackendError):
+    """The API refused the credentials (401/403, invalid key); the message names the env var."""
+
+
 @dataclass
 class GenerationResult:
     """What a generator returns: the image it made and what it cost."""

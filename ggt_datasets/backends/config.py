@@ -78,7 +78,8 @@ def model_prices(cfg: dict[str, Any], model: str, override: dict | None = None) 
 
 
 def client_settings(cfg: dict[str, Any], kind: str, name: str, model: str | None, base_url: str | None,
-                    timeout: float | None, prices: dict | None) -> tuple[dict[str, Any], str, str | None, float, dict[str, float]]:
+                    timeout: float | None, prices: dict | None
+                    ) -> tuple[dict[str, Any], str, str | None, float, dict[str, float]]:
     """(section, model, base_url, timeout, prices) of an API client: arguments over models.yaml.
 
     Raises ValueError when no model is known or the timeout is not positive.

@@ -26,6 +26,7 @@ from ggt_datasets.backends import config as cfgmod
 from ggt_datasets.backends import vlm_common as vc
 from ggt_datasets.backends.base import (
     FINISH_OK,
+    AuthError,
     BackendRequestError,
     BlockedError,
     DegradationReport,
@@ -41,6 +42,7 @@ from ggt_datasets.backends.common import (
     resolve_api_key,
     sniff_mime,
 )
+from ggt_datasets.backends.usage import charge
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -79,6 +81,14 @@ def _retry_after(err: Any) -> float | None:
     return parse_retry_delay(headers.get("retry-after")) if headers else None
 
 
+def _is_auth_error(code: int, err: Any) -> bool:
+    """401/403, or Gemini's 400 with ErrorInfo reason API_KEY_INVALID ("API key not valid")."""
+    if code in (401, 403):
+        return True
+    text = json.dumps(getattr(err, "details", None), default=str) + str(getattr(err, "message", "") or "")
+    return code == 400 and ("API_KEY_INVALID" in text or "API key not valid" in text)
+
+
 class _GeminiBase:
     """Client setup shared by the generator, the VLM and the batch client."""
 
@@ -101,7 +111,8 @@ class _GeminiBase:
         sec, self.model, self.base_url, self.timeout, self.prices = cfgmod.client_settings(
             self._cfg, self.kind, "gemini", model, base_url, timeout, prices)
         self.api_version = api_version or sec.get("api_version") or "v1beta"
-        key = resolve_api_key(api_key, sec.get("api_key_env") or ["GEMINI_API_KEY", "GOOGLE_API_KEY"], "gemini")
+        self._key_env = list(sec.get("api_key_env") or ["GEMINI_API_KEY", "GOOGLE_API_KEY"])
+        key = resolve_api_key(api_key, self._key_env, "gemini", self.base_url)
         self._secret = key
         http = types.HttpOptions(
             base_url=self.base_url, api_version=self.api_version, timeout=int(self.timeout * 1000)
@@ -127,6 +138,9 @@ class _GeminiBase:
             msg = redact(f"{what}: HTTP {code} {err.status or ''}: {err.message or ''}".strip(), self._secret)
             if code in (408, 429) or code >= 500:
                 raise TransientBackendError(msg, retry_after=_retry_after(err), status=code) from None
+            if _is_auth_error(code, err):
+                hint = f"; check {' or '.join(self._key_env)} (the key was not shown)"
+                raise AuthError(f"the API refused the key: {msg}{hint}", status=code) from None
             raise BackendRequestError(msg, status=code) from None
         except (errors.UnknownApiResponseError, json.JSONDecodeError) as err:
             raise TransientBackendError(redact(f"{what}: unreadable answer ({err})", self._secret)) from None
@@ -212,7 +226,8 @@ class GeminiGenerator(_GeminiBase):
         images = [
             p.inline_data
             for p in parts
-            if p.inline_data is not None and not p.thought and (p.inline_data.mime_type or "image/").startswith("image/")
+            if p.inline_data is not None and not p.thought
+            and (p.inline_data.mime_type or "image/").startswith("image/")
         ]
         text = " ".join(p.text for p in parts if p.text and not p.thought).strip()
         if not images or not images[-1].data:
@@ -254,11 +269,14 @@ class GeminiVLM(_GeminiBase):
         types = self._types
         contents = [types.Part.from_bytes(data=b, mime_type=sniff_mime(b)) for b in images] + [instruction]
         config = types.GenerateContentConfig(response_mime_type="application/json", response_schema=schema)
+        charge(requests=1)
         resp = self._call(
             lambda: self._client.models.generate_content(model=self.model, contents=contents, config=config)
         )
+        cost = self._cost(_usage_dict(resp))
+        charge(cost_usd=cost)
+        self.cost_usd += cost
         self._check_blocked(resp)
-        self.cost_usd += self._cost(_usage_dict(resp))
         return vc.parse_answer(schema, resp.text, f"{self._what()} {schema.__name__}")
 
     def describe(self, image: bytes) -> DegradationReport:
@@ -294,7 +312,8 @@ class GeminiBatchClient:
 
     Example:
         >>> client = GeminiBatchClient(base_url="http://127.0.0.1:8765")  # doctest: +SKIP
-        >>> job = client.submit([("item-1", lq_bytes, "Remove the haze.", {"category": "haze"})], "run-1")  # doctest: +SKIP
+        >>> request = ("item-1", lq_bytes, "Remove the haze.", {"category": "haze"})  # doctest: +SKIP
+        >>> job = client.submit([request], "run-1")  # doctest: +SKIP
         >>> client.poll(job)  # doctest: +SKIP
         'JOB_STATE_PENDING'
         >>> client.results(job)["item-1"].size  # once poll() says JOB_STATE_SUCCEEDED  # doctest: +SKIP
@@ -447,7 +466,8 @@ class GeminiBatchClient:
                     response = types.GenerateContentResponse._from_response(response=obj["response"], kwargs={})
                 except (ValueError, TypeError) as err:  # pydantic's ValidationError is a ValueError
                     out[key] = TransientBackendError(
-                        redact(f"{self._gen._what()} batch item: unreadable response ({type(err).__name__})", self._gen._secret)
+                        redact(f"{self._gen._what()} batch item: unreadable response ({type(err).__name__})",
+                               self._gen._secret)
                     )
                     continue
             out[key] = self._item_result(error, response)

@@ -23,6 +23,7 @@ from ggt_datasets.backends import config as cfgmod
 from ggt_datasets.backends import vlm_common as vc
 from ggt_datasets.backends.base import (
     FINISH_OK,
+    AuthError,
     BackendRequestError,
     BlockedError,
     DegradationReport,
@@ -33,6 +34,7 @@ from ggt_datasets.backends.base import (
 )
 from ggt_datasets.backends.common import checked_image_size, image_dims, redact, resolve_api_key, sniff_mime
 from ggt_datasets.backends.gemini import parse_retry_delay
+from ggt_datasets.backends.usage import charge
 
 T = TypeVar("T")
 
@@ -66,7 +68,8 @@ class _OpenAIBase:
         sec, self.model, base_url, self.timeout, self.prices = cfgmod.client_settings(
             self._cfg, self.kind, "openai", model, base_url, timeout, prices)
         self.base_url = _api_base(base_url)
-        key = resolve_api_key(api_key, sec.get("api_key_env") or ["OPENAI_API_KEY"], "openai")
+        self._key_env = list(sec.get("api_key_env") or ["OPENAI_API_KEY"])
+        key = resolve_api_key(api_key, self._key_env, "openai", self.base_url)
         self._secret = key
         self._client = openai.OpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout, max_retries=0)
 
@@ -96,6 +99,9 @@ class _OpenAIBase:
             msg = redact(f"{what}: HTTP {status} {code or ''}: {message}", self._secret)
             if status == 400 and code in BLOCK_CODES:
                 raise BlockedError(msg) from None
+            if status in (401, 403) or code == "invalid_api_key":
+                hint = f"; check {' or '.join(self._key_env)} (the key was not shown)"
+                raise AuthError(f"the API refused the key: {msg}{hint}", status=status) from None
             if (status == 429 and code not in PERMANENT_429_CODES) or status in (408, 409) or status >= 500:
                 headers = err.response.headers
                 retry = parse_retry_delay(headers.get("retry-after"))
@@ -161,7 +167,8 @@ class OpenAIGenerator(_OpenAIBase):
         if not details:  # no split reported: price all input as image input
             image_in = usage.get("input_tokens", 0) or 0
         out = usage.get("output_tokens", 0) or 0
-        return (text_in * p.get("text_input", 0.0) + image_in * p.get("image_input", 0.0) + out * p.get("output", 0.0)) / 1e6
+        total = text_in * p.get("text_input", 0.0) + image_in * p.get("image_input", 0.0) + out * p.get("output", 0.0)
+        return total / 1e6
 
 
 class OpenAIVLM(_OpenAIBase):
@@ -182,22 +189,24 @@ class OpenAIVLM(_OpenAIBase):
             "type": "json_schema",
             "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": False},
         }
+        charge(requests=1)
         resp = self._call(
             lambda: self._client.chat.completions.create(
                 model=self.model, messages=[{"role": "user", "content": content}], response_format=fmt
             )
         )
         what = f"{self._what()} {schema.__name__}"
+        if resp.usage is not None:
+            p = self.prices
+            tokens_in, tokens_out = resp.usage.prompt_tokens, resp.usage.completion_tokens
+            cost = (tokens_in * p.get("input", 0.0) + tokens_out * p.get("output", 0.0)) / 1e6
+            charge(cost_usd=cost)
+            self.cost_usd += cost
         if not resp.choices:
             raise TransientBackendError(f"{what}: answer with no choices")
         choice = resp.choices[0]
         if choice.finish_reason == "content_filter" or getattr(choice.message, "refusal", None):
             raise BlockedError(f"{what}: refused ({choice.message.refusal or 'content_filter'})")
-        if resp.usage is not None:
-            p = self.prices
-            self.cost_usd += (
-                resp.usage.prompt_tokens * p.get("input", 0.0) + resp.usage.completion_tokens * p.get("output", 0.0)
-            ) / 1e6
         return vc.parse_answer(schema, choice.message.content, what)
 
     def describe(self, image: bytes) -> DegradationReport:

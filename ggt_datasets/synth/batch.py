@@ -23,10 +23,12 @@ from typing import Any, Protocol
 
 from ggt_datasets.backends.base import (
     VLM,
+    FatalBackendError,
     GenerationResult,
     Generator,
     TransientBackendError,
 )
+from ggt_datasets.backends.usage import Meter
 from ggt_datasets.synth.config import SynthConfig, in_shard
 from ggt_datasets.synth.ledger import Ledger
 from ggt_datasets.synth.runner import Engine, RunSummary
@@ -92,10 +94,14 @@ def _submit(engine: Engine, client: BatchClient, seen: set[str] | None = None,
     with ThreadPoolExecutor(max_workers=max(1, engine.config.concurrency)) as pool:
         for start in range(0, len(items), group):
             part = items[start : start + group]
-            futures = [pool.submit(engine.prepare, item) for item in part]
-            for item, future in zip(part, futures, strict=True):
+            meters = [Meter() for _ in part]
+            futures = [pool.submit(engine.prepare, item, m) for item, m in zip(part, meters, strict=True)]
+            for item, future, meter in zip(part, futures, meters, strict=True):
                 try:
-                    prep = future.result()
+                    try:
+                        prep = future.result()
+                    finally:
+                        engine.record_vlm(item["id"], meter)
                     cached = ledger.cache_get(prep.key)
                     output = engine.load_cached(cached) if cached else None
                     if output is not None:
@@ -104,6 +110,8 @@ def _submit(engine: Engine, client: BatchClient, seen: set[str] | None = None,
                         continue
                 except Exception as err:  # noqa: BLE001 - recorded against the item
                     _count(engine, engine.record_fault(item, err))
+                    if isinstance(err, FatalBackendError):
+                        raise
                     continue
                 if chunk and size + len(prep.image) > max_job_bytes:
                     jobs.append(_submit_job(engine, client, chunk))
@@ -121,9 +129,15 @@ def _submit_job(engine: Engine, client: BatchClient, chunk: list[tuple[tuple, st
     members = {request[0]: item_id for request, item_id in chunk}
     display_name = f"ggt-{ledger.root.name}-{uuid.uuid4().hex[:8]}"
     ledger.put_batch_job(display_name, "submitting", items=members)
-    job_name = client.submit([request for request, _ in chunk], display_name)
+    try:
+        job_name = client.submit([request for request, _ in chunk], display_name)
+    except FatalBackendError:  # refused before any job existed: nothing to resume
+        ledger.put_batch_job(display_name, "collected")
+        raise
     ledger.put_batch_job(display_name, "submitted", job_name=job_name)
     engine.summary.requests += len(chunk)
+    for item_id in members.values():
+        ledger.add_usage(item_id, requests=1)
     log.info("batch job %s submitted with %d request(s)", job_name, len(chunk))
     return {"display_name": display_name, "job_name": job_name, "items": members, "state": "submitted"}
 

@@ -24,15 +24,19 @@ def demo(raw: Path, out: Path) -> list[str]:
     """
     from ggt_datasets.backends import make_generator
     from ggt_datasets.synth.config import SynthConfig
-    from ggt_datasets.synth.export import export_run, format_status, run_status
+    from ggt_datasets.synth.export import export_run, format_status, run_status, write_run_templates
     from ggt_datasets.synth.inputs import register_inputs
     from ggt_datasets.synth.ledger import Ledger, check_settings
+    from ggt_datasets.synth.prompts import load_templates, template_hashes
     from ggt_datasets.synth.runner import run_synthesis
 
     raw, out = Path(raw), Path(out)
     run, exported = out / "run", out / "ggt-raw"
     generator = make_generator("classical")
-    check_settings(run, {"generator": generator.name, "model": generator.model, "prompt_mode": "fixed", "scale": 1})
+    fixed = {k: v for k, v in load_templates().items() if k in schema.CATEGORIES}
+    check_settings(run, {"generator": generator.name, "model": generator.model, "prompt_mode": "fixed", "scale": 1,
+                         "templates": template_hashes(fixed)})
+    write_run_templates(run, fixed)
     found = 0
     with Ledger(run) as ledger:
         for category in schema.CATEGORIES:

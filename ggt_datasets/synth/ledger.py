@@ -26,10 +26,12 @@ import hashlib
 import json
 import os
 import sqlite3
-import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+
+from ggt_datasets.atomic import atomic_write_json
 
 STATES: tuple[str, ...] = ("pending", "done", "blocked", "failed")
 LEDGER_FILE = "ledger.sqlite"
@@ -48,7 +50,11 @@ _ITEM_COLUMNS = """
     lq_width INTEGER, lq_height INTEGER, src_size INTEGER, src_mtime_ns INTEGER,
     state TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
+    attempts_base INTEGER NOT NULL DEFAULT 0,
     rejects INTEGER NOT NULL DEFAULT 0,
+    requests INTEGER NOT NULL DEFAULT 0,
+    vlm_requests INTEGER NOT NULL DEFAULT 0,
+    vlm_cost_usd REAL NOT NULL DEFAULT 0,
     last_error TEXT,
     prompt TEXT,
     prompt_mode TEXT,
@@ -82,6 +88,13 @@ CREATE TABLE IF NOT EXISTS batch_jobs (
 _JSON_COLUMNS = ("qc_scores", "qc_reasons")
 _COLUMN_NAMES = frozenset(part.split()[0] for part in _ITEM_COLUMNS.split(",") if part.strip())
 _OPTIONAL_ADD = ("source", "lq_width", "lq_height", "src_size", "src_mtime_ns", "last_error")
+# Columns added after the first release: a ledger made before them gets them (with their default).
+_MIGRATED = {
+    "attempts_base": "INTEGER NOT NULL DEFAULT 0",
+    "requests": "INTEGER NOT NULL DEFAULT 0",
+    "vlm_requests": "INTEGER NOT NULL DEFAULT 0",
+    "vlm_cost_usd": "REAL NOT NULL DEFAULT 0",
+}
 
 
 def _check_column(name: str) -> str:
@@ -97,24 +110,6 @@ def sha256_bytes(data: bytes) -> str:
 def item_id(lq_bytes: bytes) -> str:
     """The id of the item whose LQ file has these bytes: a short sha256."""
     return sha256_bytes(lq_bytes)[:ID_CHARS]
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same folder and an os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True).encode("utf-8"))
 
 
 class Ledger:
@@ -136,6 +131,15 @@ class Ledger:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: safe against process kills
         self.db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a ledger written by an older version lacks (their defaults fit old rows)."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(items)")}
+        with self.db:
+            for name, decl in _MIGRATED.items():
+                if name not in have:
+                    self.db.execute(f"ALTER TABLE items ADD COLUMN {name} {decl}")
 
     def close(self) -> None:
         self.db.close()
@@ -213,17 +217,29 @@ class Ledger:
             raise KeyError(f"no item {item_id!r} in {self.root / LEDGER_FILE}")
 
     def reset(self, states: Iterable[str]) -> int:
-        """Put items in `states` back to pending with a fresh attempt budget; returns how many."""
+        """Put items in `states` back to pending with a fresh attempt budget; returns how many.
+
+        `attempts` is a total that only grows; the budget counts from `attempts_base`, set here.
+        """
         states = list(states)
         if not states:
             return 0
         marks = ",".join("?" * len(states))
         with self.db:
             cur = self.db.execute(
-                f"UPDATE items SET state = 'pending', attempts = 0, updated_at = ? WHERE state IN ({marks})",
+                f"UPDATE items SET state = 'pending', attempts_base = attempts, updated_at = ?"
+                f" WHERE state IN ({marks})",
                 (time.time(), *states),
             )
         return cur.rowcount
+
+    def add_usage(self, item_id: str, requests: int = 0, vlm_requests: int = 0, vlm_cost_usd: float = 0.0) -> None:
+        """Add request counts and VLM cost to one item (totals that only grow)."""
+        with self.db:
+            self.db.execute(
+                "UPDATE items SET requests = requests + ?, vlm_requests = vlm_requests + ?,"
+                " vlm_cost_usd = vlm_cost_usd + ?, updated_at = ? WHERE id = ?",
+                (int(requests), int(vlm_requests), float(vlm_cost_usd), time.time(), item_id))
 
     # -- QC and review (used by ggt_datasets.qc and the review page) ----------------------
     def set_qc(self, item_id: str, decision: str, scores: dict[str, float], reasons: list[str]) -> None:
@@ -243,7 +259,9 @@ class Ledger:
         return out
 
     def total_cost(self) -> float:
-        return float(self.db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM items").fetchone()[0])
+        """Generator and VLM cost of every item."""
+        row = self.db.execute("SELECT COALESCE(SUM(cost_usd + vlm_cost_usd), 0) FROM items").fetchone()
+        return float(row[0])
 
     # -- response cache ------------------------------------------------------------------
     def cache_get(self, key: str) -> dict[str, Any] | None:
@@ -257,7 +275,8 @@ class Ledger:
         fields = {"key": key, "created_at": time.time(), **fields}
         cols = ", ".join(fields)
         with self.db:
-            self.db.execute(f"INSERT OR REPLACE INTO cache ({cols}) VALUES ({', '.join(':' + c for c in fields)})", fields)
+            marks = ", ".join(":" + c for c in fields)
+            self.db.execute(f"INSERT OR REPLACE INTO cache ({cols}) VALUES ({marks})", fields)
             if item_id is not None:
                 sets = {"updated_at": time.time(), **(item_fields or {})}
                 assign = "".join(f", {k} = :{k}" for k in sets)
@@ -308,12 +327,13 @@ def _has_work(run_dir: str | os.PathLike) -> bool:
 def check_settings(run_dir: str | os.PathLike, settings: dict[str, Any]) -> list[str]:
     """Store `settings` in RUN/run.json on the first run; on a rerun compare with the stored ones.
 
-    Settings are replaced freely while the run holds no answer or attempt yet. Raises ValueError when a defining setting changed (name, old and new value); returns
+    Settings are replaced freely while the run holds no answer or attempt yet. Raises ValueError
+    when a defining setting changed (name, old and new value); returns
     warnings for the other changes (concurrency, rpm, endpoint, ...).
     """
     old = read_settings(run_dir)
     if old is None or not _has_work(run_dir):  # nothing made yet: the new settings simply apply
-        write_json(Path(run_dir) / SETTINGS_FILE, settings)
+        atomic_write_json(Path(run_dir) / SETTINGS_FILE, settings)
         return []
     changed = [k for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
     defining = [k for k in changed if k in DEFINING_SETTINGS]

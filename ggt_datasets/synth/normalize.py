@@ -7,7 +7,8 @@ padded) and the backend asks for the bucket nearest to the LQ's aspect ratio (Ge
 plain resize to `scale * LQ size`: the stretch (the distance from the LQ's aspect ratio to the
 nearest bucket: usually a few percent, up to ~11% for Gemini between 1:1 and 5:4, more for
 gpt-image's three sizes) is undone exactly. An output is accepted when its aspect ratio is
-within 10% of the LQ's or of that expected bucket's. `fit="crop"` instead center-crops the output to the LQ's aspect ratio first:
+within 10% of the LQ's or of that expected bucket's. `fit="crop"` instead center-crops the output
+to the LQ's aspect ratio first:
 the inverse of a request that was padded to its bucket.
 
 An output that cannot be aligned raises `UnalignedOutputError`, a TransientBackendError, so the

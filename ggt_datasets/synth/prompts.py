@@ -52,8 +52,21 @@ def load_templates(prompt_dir: str | os.PathLike | None = None) -> dict[str, str
                 templates[name] = path.read_text(encoding="utf-8")
                 if not templates[name].strip():
                     raise ValueError(f"{path}: empty prompt template; write the instruction or delete the file")
-    if "{instruction}" not in templates[ADAPTIVE_FRAME]:
-        raise ValueError(f"{ADAPTIVE_FRAME}.txt must contain the placeholder {{instruction}}")
+    return check_templates(templates, "prompt templates")
+
+
+def check_templates(templates: dict[str, str], where: str) -> dict[str, str]:
+    """Templates stripped; ValueError naming `where` for an unknown name, a non-text or empty
+    template, or an adaptive frame without `{instruction}`."""
+    names = (*schema.CATEGORIES, ADAPTIVE_FRAME)
+    unknown = sorted(set(templates) - set(names))
+    if unknown:
+        raise ValueError(f"{where}: unknown template(s) {', '.join(unknown)}; expected some of {', '.join(names)}")
+    for name, text in templates.items():
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where}: template {name!r} is empty or not text")
+    if ADAPTIVE_FRAME in templates and "{instruction}" not in templates[ADAPTIVE_FRAME]:
+        raise ValueError(f"{where}: {ADAPTIVE_FRAME} must contain the placeholder {{instruction}}")
     return {n: t.strip() for n, t in templates.items()}
 
 

@@ -13,7 +13,13 @@ request passes a shared requests-per-minute limiter and a circuit breaker. Per i
   be aligned) is retried with exponential backoff and jitter, at least the server's retry delay,
   up to `max_attempts`, then the item is `failed` with the last reason;
 - BlockedError (a safety refusal) makes the item `blocked` at once;
-- any other error fails the item at once (a 400, a missing LQ file): retrying would not help.
+- any other error fails the item at once (a 400, a missing LQ file): retrying would not help;
+- FatalBackendError (the key refused, a backend that cannot start) stops the whole run at once:
+  the item stays pending and `RunSummary.fatal` says why.
+
+`attempts` is a per-item total that only grows; `--retry-failed` moves the start of the attempt
+budget (`attempts_base`) instead of resetting it. VLM calls made for an item (adaptive prompts)
+are counted in its `vlm_requests` / `vlm_cost_usd`, generator calls in `requests`.
 
 SIGINT/SIGTERM: no new request starts, calls in flight finish and are recorded, the rest stays
 pending; a second signal stops waiting for them (their items stay pending; the process still
@@ -42,16 +48,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ggt_datasets.atomic import atomic_write_bytes, atomic_write_json
 from ggt_datasets.backends.base import (
     VLM,
     BlockedError,
+    FatalBackendError,
     GenerationResult,
     Generator,
     TransientBackendError,
 )
+from ggt_datasets.backends.usage import Meter, metered
 from ggt_datasets.synth.config import SynthConfig, in_shard
 from ggt_datasets.synth.inputs import generator_input
-from ggt_datasets.synth.ledger import Ledger, atomic_write, sha256_bytes, write_json
+from ggt_datasets.synth.ledger import Ledger, sha256_bytes
 from ggt_datasets.synth.normalize import (
     UnalignedOutputError,
     normalize_output,
@@ -63,8 +72,8 @@ from ggt_datasets.synth.throttle import CircuitBreaker, RateLimiter, sleep_unles
 log = logging.getLogger(__name__)
 SECRET_ENV_VARS: tuple[str, ...] = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY")
 # What an attempt needs of an item (selected alone: a 100K-item run stays small in memory).
-_WORK_COLUMNS = ("id", "category", "src_path", "lq_sha256", "lq_width", "lq_height", "attempts", "rejects",
-                 "started_at")
+_WORK_COLUMNS = ("id", "category", "src_path", "lq_sha256", "lq_width", "lq_height", "attempts", "attempts_base",
+                 "rejects", "started_at")
 _EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
 
@@ -100,6 +109,8 @@ class RunSummary:
     failed: int = 0
     left_pending: int = 0
     requests: int = 0  # generator calls made (paid or failed)
+    vlm_requests: int = 0  # VLM calls made for prompts (paid or failed)
+    vlm_cost_usd: float = 0.0
     cache_hits: int = 0
     transient_faults: int = 0
     breaker_trips: int = 0
@@ -108,6 +119,12 @@ class RunSummary:
     interrupted: bool = False
     skipped_in_batch: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    fatal: str | None = None  # why the run stopped early (key refused, backend cannot start)
+
+    @property
+    def total_cost_usd(self) -> float:
+        """Generator and VLM cost of this run."""
+        return self.cost_usd + self.vlm_cost_usd
 
 
 class Engine:
@@ -123,8 +140,11 @@ class Engine:
         self.aspects = output_aspects(generator.name, config.backend_config)
 
     # -- item steps (thread-safe: files only, no ledger) ---------------------------------
-    def prepare(self, item: dict[str, Any]) -> Prepared:
-        """Read and check the LQ, make (or reuse) the prompt, compute the cache key."""
+    def prepare(self, item: dict[str, Any], meter: Meter | None = None) -> Prepared:
+        """Read and check the LQ, make (or reuse) the prompt, compute the cache key.
+
+        VLM calls made for the prompt are charged to `meter`.
+        """
         src = Path(item["src_path"])
         if not src.is_file():
             raise FileNotFoundError(f"LQ file missing: {src}")
@@ -134,8 +154,9 @@ class Engine:
         image, _ = generator_input(src, data)
         prompt_file = self.ledger.root / "prompts" / f"{item['id']}.json"
         stored = json.loads(prompt_file.read_bytes()) if prompt_file.is_file() else None
-        record = make_prompt(item["category"], image, self.config.prompt_mode, self.templates, self.vlm,
-                             stored, save=lambda rec: write_json(prompt_file, rec))
+        with metered(meter):
+            record = make_prompt(item["category"], image, self.config.prompt_mode, self.templates, self.vlm,
+                                 stored, save=lambda rec: atomic_write_json(prompt_file, rec))
         params = {"category": item["category"]}
         # `rejects` counts outputs refused by normalisation: a retry must be a new request.
         key_params = {**params, "variant": item.get("rejects") or 0}
@@ -146,7 +167,7 @@ class Engine:
         """Write a response's image under cache/ and return its cache row fields."""
         ext = _EXTENSIONS.get(result.mime_type, ".bin")
         rel = f"cache/{key}{ext}"
-        atomic_write(self.ledger.root / rel, result.image)
+        atomic_write_bytes(self.ledger.root / rel, result.image)
         return {"path": rel, "sha256": sha256_bytes(result.image), "mime_type": result.mime_type,
                 "width": result.size[0], "height": result.size[1], "cost_usd": float(result.cost_usd or 0.0),
                 "model": result.model or self.generator.model, "finish_reason": result.finish_reason,
@@ -162,9 +183,9 @@ class Engine:
         size = (item["lq_width"], item["lq_height"])
         hq = normalize_output(output, size, self.config.scale, self.config.fit, bucket_aspects=self.aspects)
         hq_rel, prompt_rel = f"hq/{item['id']}{hq.ext}", f"prompts/{item['id']}.json"
-        atomic_write(self.ledger.root / hq_rel, hq.data)
+        atomic_write_bytes(self.ledger.root / hq_rel, hq.data)
         prompt_bytes = json.dumps(prep.prompt, indent=2, sort_keys=True).encode()
-        atomic_write(self.ledger.root / prompt_rel, prompt_bytes)
+        atomic_write_bytes(self.ledger.root / prompt_rel, prompt_bytes)
         return {"state": "done", "last_error": None, "prompt": prep.prompt["prompt"],
                 "prompt_mode": prep.prompt["mode"], "generator": self.generator.name, "model": cached["model"],
                 "finish_reason": cached["finish_reason"], "prompt_path": prompt_rel,
@@ -173,6 +194,17 @@ class Engine:
                 "hq_height": hq.size[1], "normalize": hq.method, "done_at": time.time()}
 
     # -- ledger records (loop thread) ----------------------------------------------------
+    def record_vlm(self, item_id: str, meter: Meter) -> None:
+        """Add the VLM calls an item's prompt took to the item and the run."""
+        if meter.requests or meter.cost_usd:
+            self.ledger.add_usage(item_id, vlm_requests=meter.requests, vlm_cost_usd=meter.cost_usd)
+            self.summary.vlm_requests += meter.requests
+            self.summary.vlm_cost_usd += meter.cost_usd
+
+    def budget_used(self, item: dict[str, Any]) -> int:
+        """Attempts since the item's budget last started (`--retry-failed` starts a new one)."""
+        return (item.get("attempts") or 0) - (item.get("attempts_base") or 0)
+
     def record_fault(self, item: dict[str, Any], err: BaseException) -> str:
         """Count a failed attempt; returns the item's state after it."""
         item["attempts"] = (item.get("attempts") or 0) + 1
@@ -181,11 +213,14 @@ class Engine:
         if isinstance(err, UnalignedOutputError):
             item["rejects"] = (item.get("rejects") or 0) + 1
             fields["rejects"] = item["rejects"]
-        if isinstance(err, BlockedError):
+        if isinstance(err, FatalBackendError):
+            state = "pending"  # not the item's fault: it waits for a run that can proceed
+            self.summary.fatal = self.summary.fatal or redact(str(err), self.config.secrets)
+        elif isinstance(err, BlockedError):
             state = "blocked"
         elif isinstance(err, TransientBackendError):
             self.summary.transient_faults += 1
-            state = "failed" if item["attempts"] >= self.config.max_attempts else "pending"
+            state = "failed" if self.budget_used(item) >= self.config.max_attempts else "pending"
         else:
             state = "failed"
         fields["state"] = state
@@ -302,9 +337,14 @@ class Engine:
                 elif not isinstance(err, BlockedError):
                     log.debug("item %s failed", item["id"], exc_info=True)
                 state = self.record_fault(item, err)
+                if isinstance(err, FatalBackendError):
+                    log.info("stopping the run: %s", self.summary.fatal)
+                    self.stop.set()
+                    return "pending"
                 if state != "pending":
                     return state
-                delay = min(cfg.backoff_base * 2 ** (item["attempts"] - 1), cfg.backoff_max) * random.uniform(0.5, 1.0)
+                tries = max(self.budget_used(item), 1)
+                delay = min(cfg.backoff_base * 2 ** (tries - 1), cfg.backoff_max) * random.uniform(0.5, 1.0)
                 retry_after = getattr(err, "retry_after", None)
                 if retry_after:
                     delay = min(max(delay, float(retry_after)), cfg.backoff_max)
@@ -319,7 +359,11 @@ class Engine:
 
     async def _attempt(self, loop: asyncio.AbstractEventLoop, item: dict[str, Any]) -> dict[str, Any] | None:
         """One try: returns the done fields of a cached answer, or None when it recorded a new one."""
-        prep = await loop.run_in_executor(self.pool, self.prepare, item)
+        meter = Meter()
+        try:
+            prep = await loop.run_in_executor(self.pool, self.prepare, item, meter)
+        finally:
+            self.record_vlm(item["id"], meter)
         cached = self.ledger.cache_get(prep.key)
         if cached is not None:
             fields = await loop.run_in_executor(self.pool, self._finish_cached, item, prep, cached)
@@ -334,8 +378,11 @@ class Engine:
             if self.stop.is_set():
                 raise _Stopped("stopped before the request went out")
             self.summary.requests += 1
-            result = await loop.run_in_executor(self.pool, self.generator.restore, prep.image,
-                                                prep.prompt["prompt"], prep.params)
+            try:
+                result = await loop.run_in_executor(self.pool, self.generator.restore, prep.image,
+                                                    prep.prompt["prompt"], prep.params)
+            finally:
+                self.ledger.add_usage(item["id"], requests=1)
         try:
             cached, fields = await loop.run_in_executor(self.pool, self._store_and_finish, item, prep, result)
         except _Answered as answered:  # paid for, stored, but not usable: record it, then the fault
@@ -376,7 +423,7 @@ class _Stopped(TransientBackendError):
 def _remove_stale_temp_files(root: Path, older_than: float = 3600.0) -> None:
     """Temp files of writes cut short by a kill; old ones only (another process may share the run)."""
     now = time.time()
-    for folder in ("hq", "cache", "prompts"):
+    for folder in (".", "hq", "cache", "prompts"):
         for path in (root / folder).glob(".*.tmp"):
             try:
                 if now - path.stat().st_mtime > older_than:

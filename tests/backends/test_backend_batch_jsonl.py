@@ -8,11 +8,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-from conftest import real_photo
-
 import google.genai  # noqa: F401  (a missing extra fails, never skips)
+import pytest
 
+from conftest import real_photo
 from ggt_datasets.backends import (
     BackendRequestError,
     BlockedError,
@@ -21,7 +20,7 @@ from ggt_datasets.backends import (
 )
 from ggt_datasets.backends.gemini import GeminiBatchClient
 from ggt_datasets.images import encode_png, load_rgb
-from ggt_datasets.synth.fake_api import FakeAPIServer
+from ggt_datasets.testing.fake_api import FakeAPIServer
 
 KEY = "AIzaSyFAKE-jsonl-test-key-0123456789abcdef"  # must never show up in errors, reprs or logs
 # Real photos of different sizes and aspect ratios -> the 1K bucket Gemini answers them with.
@@ -64,7 +63,8 @@ def test_jsonl_job_round_trips_real_photos(server, pngs):
     client = _client(server, use_file=True)
     assert client.mode == "file" and KEY not in repr(client)
     before = server.stats
-    requests = [(name, png, f"Remove the noise from the {name} photo.", {"category": "noise"}) for name, png in pngs.items()]
+    requests = [(name, png, f"Remove the noise from the {name} photo.", {"category": "noise"})
+                for name, png in pngs.items()]
     job = client.submit(requests, "jsonl-round-trip")
     assert job.startswith("batches/")
     with pytest.raises(ValueError, match="poll"):
@@ -108,7 +108,7 @@ def test_per_item_faults_map_to_the_backend_exceptions(server, pngs):
     want = {"safety": BlockedError, "prompt_blocked": BlockedError, "text_only": TransientBackendError,
             "server_error": TransientBackendError, "rate_limit": TransientBackendError,
             "truncated": TransientBackendError, None: GenerationResult}  # fmt: skip
-    for key, fault in zip(keys, faults):
+    for key, fault in zip(keys, faults, strict=True):
         assert isinstance(out[key], want[fault]), (key, out[key])
         if isinstance(out[key], Exception):
             _assert_no_key(out[key])

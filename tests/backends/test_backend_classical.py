@@ -7,8 +7,8 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import real_photo
 
+from conftest import real_photo
 from ggt_datasets import schema
 from ggt_datasets.backends import GenerationResult, make_generator
 from ggt_datasets.backends.classical import dehaze, noise_sigma, restore_array, scratch_mask

@@ -46,7 +46,8 @@ def test_openai_size_nearest(cfg):
 
 def test_user_file_merges_over_the_packaged_one(tmp_path, cfg):
     user = tmp_path / "mine.yaml"
-    user.write_text("generators:\n  gemini:\n    model: my-image-model\nprices:\n  my-image-model: {input: 1, output: 2}\n")
+    user.write_text("generators:\n  gemini:\n    model: my-image-model\n"
+                    "prices:\n  my-image-model: {input: 1, output: 2}\n")
     merged = config.load_config(user)
     assert merged["generators"]["gemini"]["model"] == "my-image-model"
     assert merged["generators"]["gemini"]["api_version"] == cfg["generators"]["gemini"]["api_version"]

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 
+import diffusers
 import numpy as np
 import pytest
-from conftest import real_photo
-
-from ggt_datasets.backends import GenerationResult, make_generator
-from ggt_datasets.images import encode_png, load_rgb
-
-import diffusers
 import torch
 import transformers
+
+from conftest import real_photo
+from ggt_datasets.backends import FatalBackendError, GenerationResult, make_generator
+from ggt_datasets.backends.diffusers_edit import SHORT_FAITHFUL, fit_prompt
+from ggt_datasets.images import encode_png, load_rgb
+from ggt_datasets.synth.prompts import load_templates
 
 
 def _tiny_clip_tokenizer(folder) -> transformers.CLIPTokenizer:
@@ -83,9 +84,43 @@ def test_tiny_pipeline_on_the_accelerator_in_auto_dtype(tiny_pix2pix):
 
 def test_errors_name_the_problem(tmp_path, tiny_pix2pix):
     lq = encode_png(np.zeros((16, 16, 3), np.uint8))
-    with pytest.raises(FileNotFoundError, match="model_index.json"):
-        make_generator("diffusers", model=str(tmp_path)).restore(lq, "x", {})
-    with pytest.raises(ValueError, match="no pipeline 'NoSuchPipeline'"):
+    gen = make_generator("diffusers", model=str(tmp_path))
+    with pytest.raises(FatalBackendError, match="cannot load model .*model_index.json"):
+        gen.restore(lq, "x", {})
+    with pytest.raises(FatalBackendError, match="model_index.json") as again:
+        gen.restore(lq, "x", {})  # the same error at once, no second load
+    assert again.value is gen._load_error
+    with pytest.raises(FatalBackendError, match="no pipeline 'NoSuchPipeline'"):
         make_generator("diffusers", model=str(tiny_pix2pix), pipeline="NoSuchPipeline").restore(lq, "x", {})
     with pytest.raises(ValueError, match="num_inference_steps must be >= 1"):
         make_generator("diffusers", num_inference_steps=-1)
+
+
+def test_long_prompts_are_fitted_to_the_text_encoder(tiny_pix2pix, caplog):
+    gen = make_generator("diffusers", model=str(tiny_pix2pix), num_inference_steps=1, device="cpu")
+    tokenizer = gen.pipeline().tokenizer  # byte-level: one token per byte, 77 at most
+    count = lambda text: len(tokenizer(text, truncation=False)["input_ids"])  # noqa: E731
+    template = load_templates()["rain"]
+    assert count(template) > 77  # the packaged template would lose its faithfulness clauses
+    lq = encode_png(real_photo("coffee")[:32, :32])
+    res = gen.restore(lq, template, {"category": "rain"})
+    used = res.usage["prompt_used"]
+    assert res.usage["prompt_tokens"] == count(template) and res.usage["prompt_limit"] == 77
+    assert count(used) <= 77 and used.startswith("Restore this photo by removing the rain")
+    assert used == "Restore this photo by removing the rain. Keep everything else exactly as it is."
+    assert "over the text encoder's 77" in caplog.text
+    short = gen.restore(lq, "remove the rain", {})
+    assert "prompt_used" not in short.usage and short.usage["prompt_tokens"] == count("remove the rain")
+
+
+def test_fit_prompt_keeps_the_faithfulness_clauses_first():
+    words = lambda text: len(text.split())  # noqa: E731
+    template = load_templates()["haze"]
+    for limit in (12, 20, 30):
+        out = fit_prompt(template, words, limit)
+        assert words(out) <= limit and ("Keep everything else" in out or out.endswith(SHORT_FAITHFUL))
+    assert fit_prompt(template, words, 12) == "Restore this photo by removing the haze. " + SHORT_FAITHFUL
+    assert fit_prompt(template, words, 26) == (
+        "Restore this photo by removing the haze, fog or smog. Keep everything else exactly as it is. "
+        "Do not add, remove, move or restyle anything.")  # "do not add" before the haze-specific rule
+    assert fit_prompt("short prompt", words, 5) == "short prompt"

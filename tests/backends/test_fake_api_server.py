@@ -11,11 +11,11 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import real_photo
 
+from conftest import real_photo
 from ggt_datasets.backends import BlockedError, TransientBackendError, make_generator
 from ggt_datasets.images import encode_png
-from ggt_datasets.synth.fake_api import FakeAPIServer, parse_faults
+from ggt_datasets.testing.fake_api import FakeAPIServer, parse_faults
 
 KEY = "fake-key-for-tests-0001"
 
@@ -127,7 +127,7 @@ def test_bad_settings_are_value_errors():
 
 
 def test_standalone_main_prints_its_base_url():
-    cmd = [sys.executable, "-m", "ggt_datasets.synth.fake_api", "--port", "0", "--faults", "rate_limit=0.1"]
+    cmd = [sys.executable, "-m", "ggt_datasets.testing.fake_api", "--port", "0", "--faults", "rate_limit=0.1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline().strip()

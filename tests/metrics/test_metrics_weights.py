@@ -15,10 +15,10 @@ import pytest
 import scipy.io
 import torch
 import torchvision
-from ggt_datasets.metrics import MissingWeightsError, create_metric, get_spec, list_metrics, to_tensor
-from ggt_datasets.metrics import weights as W
 
 from ggt_datasets import cli
+from ggt_datasets.metrics import MissingWeightsError, create_metric, get_spec, list_metrics, to_tensor
+from ggt_datasets.metrics import weights as W
 
 LPIPS_CHNS = [64, 192, 384, 256, 256]
 DISTS_CHNS = [3, 64, 128, 256, 512, 512]
@@ -204,8 +204,9 @@ def test_weights_cli_list_import_download(fake_weights, tmp_path, capsys, monkey
 def test_timm_backbones_come_from_plain_files(tmp_path, monkeypatch):
     """topiq's ResNet50 is read from timm/<name>.safetensors; MANIQA's ViT is built unloaded."""
     import timm
-    from ggt_datasets.metrics.learned import _TimmFromFile
     from safetensors.torch import save_file
+
+    from ggt_datasets.metrics.learned import _TimmFromFile
 
     model = timm.create_model("resnet10t", pretrained=False)
     state = {k: torch.full(v.shape, 0.25, dtype=v.dtype) if v.is_floating_point() else v.clone()
@@ -266,3 +267,53 @@ def test_musiq_checkpoint_loads_from_the_folder(tmp_path, monkeypatch):
     assert torch.equal(metric.model.net.head.weight, state["head.weight"])
     score = metric(torch.rand(1, 3, 64, 80))
     assert score.shape == (1,) and torch.isfinite(score).all()
+
+
+def _closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"  # nothing listens there any more: connection refused
+
+
+def test_weights_download_network_failures_are_one_line(tmp_path, capsys, monkeypatch):
+    import dataclasses
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            if self.path.endswith("alexnet-owt-7be5be79.pth"):
+                body = b"weights"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            else:
+                self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}/"
+    try:
+        for url_base, why in ((_closed_port_url(), "Connection refused"), (base, "HTTP 404 Not Found")):
+            files = {rel: dataclasses.replace(wf, url=url_base + wf.name) for rel, wf in W.WEIGHT_FILES.items()}
+            monkeypatch.setattr(W, "WEIGHT_FILES", files)
+            dest = tmp_path / f"w{len(why)}"
+            assert cli.main(["weights", "--weights-dir", str(dest), "download", "lpips"]) == 2
+            captured = capsys.readouterr()
+            lines = [ln for ln in captured.err.splitlines() if ln.startswith("ggt ")]  # progress bars aside
+            assert len(lines) == 1 and "cannot download" in lines[0] and why in lines[0], captured.err
+            assert "ggt weights import" in lines[0] and "Traceback" not in captured.err
+            assert not [p for p in dest.rglob("*") if p.is_file() and p.suffix == ".partial"]
+        # The file that did arrive before the 404 is kept, under its final name.
+        assert (dest / "checkpoints/alexnet-owt-7be5be79.pth").read_bytes() == b"weights"
+        assert "1 file(s) fetched before it are kept" in lines[0]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from ggt_datasets.cli import main
 from ggt_datasets.images import load_rgb
 from ggt_datasets.raw import read_jsonl, scan_raw
@@ -54,8 +52,9 @@ def test_synth_status_export_build(tmp_path, lq_dir, capsys):
     assert main(["export", str(run), "--out", str(raw), "--include-rejected"]) == 0
     assert len(scan_raw(raw)[0]) == 6
 
-    from ggt_datasets import build
     import datasets
+
+    from ggt_datasets import build
 
     report = build.build_dataset(raw, tmp_path / "built", progress=False)
     assert report.pairs_written == 6, report.skipped

@@ -41,7 +41,8 @@ def test_every_outcome_ends_in_the_right_state(kit, tmp_path, lq_dir):
     kit.write_image(lq_dir / "rain" / "zz_broken.png", kit.photo("astronaut", 32))
     (lq_dir / "rain" / "zz_broken.png").write_bytes((lq_dir / "rain" / "zz_broken.png").read_bytes()[:60])
     ledger = _ledger(tmp_path, lq_dir)
-    keys = {stem: _key_of(kit, ledger, stem) for stem in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina")}
+    stems = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina")
+    keys = {stem: _key_of(kit, ledger, stem) for stem in stems}
     script = {
         keys["astronaut"][1]: ["ok"],
         keys["chelsea"][1]: ["transient", "rate_limit", "ok"],
@@ -200,7 +201,8 @@ def test_settings_change_is_refused(kit, tmp_path):
     assert check_settings(run, {**base, "model": "typo"}) == []
     assert check_settings(run, base) == []  # nothing was made yet: a corrected command just applies
     Ledger(run).cache_put("k", path="cache/k.png", sha256="0")
-    assert check_settings(run, {**base, "concurrency": 32}) == ["setting concurrency changed since the last run: 8 -> 32"]
+    changed = check_settings(run, {**base, "concurrency": 32})
+    assert changed == ["setting concurrency changed since the last run: 8 -> 32"]
     with pytest.raises(ValueError, match="model: 'm1' -> 'm2'"):
         check_settings(run, {**base, "model": "m2"})
 
@@ -251,7 +253,8 @@ def test_adaptive_prompts_are_paid_once(kit, tmp_path, lq_dir):
     record = json.loads((ledger.root / item["prompt_path"]).read_text())
     assert record["report"]["degradations"] == ["rain streaks", "noise"] and record["vlm_model"] == "counting-vlm-1"
     # A stored report is reused: an interrupted item asks only for what it lacks.
-    again = make_prompt("rain", b"", "adaptive", load_templates(), vlm, stored={k: v for k, v in record.items() if k != "instruction"})
+    partial = {k: v for k, v in record.items() if k != "instruction"}
+    again = make_prompt("rain", b"", "adaptive", load_templates(), vlm, stored=partial)
     assert again["prompt"] == item["prompt"] and (vlm.describes, vlm.prompts) == (6, 7)
     with pytest.raises(ValueError, match="--vlm"):
         SynthConfig(prompt_mode="adaptive") and Engine(ledger, gen, SynthConfig(prompt_mode="adaptive"))

@@ -11,20 +11,19 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import google.genai  # noqa: F401  (a missing extra fails, never skips)
 import openai  # noqa: F401
+import pytest
 
 from ggt_datasets.backends import make_generator  # noqa: E402
 from ggt_datasets.backends.gemini import GeminiBatchClient  # noqa: E402
 from ggt_datasets.images import load_rgb  # noqa: E402
 from ggt_datasets.synth.batch import _submit, run_batch  # noqa: E402
 from ggt_datasets.synth.config import SynthConfig  # noqa: E402
-from ggt_datasets.synth.fake_api import FAULTS, FakeAPIServer  # noqa: E402
 from ggt_datasets.synth.inputs import register_inputs  # noqa: E402
 from ggt_datasets.synth.ledger import Ledger, sha256_bytes  # noqa: E402
 from ggt_datasets.synth.runner import Engine, run_synthesis  # noqa: E402
+from ggt_datasets.testing.fake_api import FAULTS, FakeAPIServer  # noqa: E402
 
 KEY = "AIzaSyFAKE-test-key-0123456789abcdefXYZ"
 OPENAI_KEY = "sk-test-FAKEKEY-0123456789abcdefghijkl"
@@ -53,8 +52,8 @@ def test_every_fault_type_ends_in_the_right_state(tmp_path, kit, provider):
     ledger = Ledger(tmp_path / "run")
     register_inputs(ledger, lq)
     items = ledger.items()
-    with FakeAPIServer(latency=0.01, retry_delay=0.05, slow_seconds=1.5, mode="resize") as server:
-        gen = _gen(provider, server, timeout=0.6)
+    with FakeAPIServer(latency=0.01, retry_delay=0.05, slow_seconds=5.0, mode="resize") as server:
+        gen = _gen(provider, server, timeout=2.0)  # slack for a busy machine; "slow" answers after 5 s
         engine_cfg = SynthConfig(concurrency=1, max_attempts=3, **FAST)
         for item, fault in zip(items, FAULTS, strict=True):
             server.push_faults(fault)
@@ -156,26 +155,29 @@ def test_sigterm_stops_cleanly(tmp_path, kit):
     assert proc.returncode == 130, err[-1000:]
     assert b"interrupted" in out
     counts = Ledger(run).counts()
-    assert counts["done"] >= 2 and counts["pending"] >= 1 and counts["failed"] == 0, [i["last_error"] for i in Ledger(run).items("failed")]
+    failed = [i["last_error"] for i in Ledger(run).items("failed")]
+    assert counts["done"] >= 2 and counts["pending"] >= 1 and counts["failed"] == 0, failed
     assert counts["done"] == in_flight_ok  # the calls in flight finished and were recorded
 
 
-def test_bad_key_fails_without_leaking_it(tmp_path, kit):
+def test_bad_key_stops_the_run_without_leaking_it(tmp_path, kit):
     lq = many_lq(tmp_path / "lq", kit, 2)
     run = tmp_path / "run"
     env = {**os.environ, "GEMINI_API_KEY": KEY}
     with FakeAPIServer(api_key="the-right-key-000000000000") as server:
-        res = subprocess.run(_synth_cmd(lq, run, server.base_url), env=env, capture_output=True, timeout=120)
+        res = subprocess.run(_synth_cmd(lq, run, server.base_url, "--concurrency", "1"), env=env,
+                             capture_output=True, timeout=120)
         calls = server.stats["requests"]
-    assert res.returncode == 0
+    assert res.returncode == 2 and calls == 1  # refused once: the run stops, nothing is retried
+    assert res.stderr.decode().strip().count("\n") == 0 and b"GEMINI_API_KEY" in res.stderr
     ledger = Ledger(run)
-    assert ledger.counts()["failed"] == 2 and calls == 2  # a 400 is not retried
-    assert "API key not valid" in ledger.items()[0]["last_error"]
+    assert ledger.counts()["pending"] == 2  # not the items' fault: none is marked failed
+    assert any("API key not valid" in (i["last_error"] or "") for i in ledger.items())
     status = subprocess.run([sys.executable, "-m", "ggt_datasets.cli", "status", str(run), "--json"],
                             capture_output=True, timeout=60)
     data = json.loads(status.stdout)
     assert {k: data[k] for k in ("total", "pending", "done", "blocked", "failed")} == {
-        "total": 2, "pending": 0, "done": 0, "blocked": 0, "failed": 2}
+        "total": 2, "pending": 2, "done": 0, "blocked": 0, "failed": 0}
     assert data["cost_usd"] == 0.0
     for blob in (res.stdout, res.stderr, status.stdout, _all_bytes(run)):
         assert KEY.encode() not in blob

@@ -1,4 +1,4 @@
-"""What the fake API answers: images, JSON documents, error bodies (see synth/fake_api.py).
+"""What the fake API answers: images, JSON documents, error bodies (see testing/fake_api.py).
 
 Answers are deterministic functions of the request and simple image statistics, so QC tests can
 rely on them: judge fidelity F = 100 * SSIM(gray LQ, gray HQ at LQ size); degradation removal
@@ -7,7 +7,7 @@ deg = noise sigma / 25 + haze (dark channel above 0.1) + darkness (2 * (0.25 - m
 rate quality = 100 * clip(1 - deg, 0, 1).
 
 Example:
-    >>> from ggt_datasets.synth.fake_answers import judge_scores
+    >>> from ggt_datasets.testing.fake_answers import judge_scores
     >>> judge_scores(lq_rgb, hq_rgb)  # doctest: +SKIP
     (41.7, 88.2)
 """
@@ -74,7 +74,11 @@ def rate_limited(provider: str, delay: float) -> tuple[int, dict[str, Any], dict
     headers = {"Retry-After": str(max(1, int(np.ceil(delay))))}
     if provider == "openai":
         headers["retry-after-ms"] = str(int(delay * 1000))
-        return 429, openai_error("Rate limit reached for requests. Please try again later.", "requests", "rate_limit_exceeded"), headers
+        return (
+            429,
+            openai_error("Rate limit reached for requests. Please try again later.", "requests", "rate_limit_exceeded"),
+            headers,
+        )
     details = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{round(delay, 3):g}s"}]
     msg = "Resource has been exhausted (e.g. check quota)."
     return 429, gemini_error(429, "RESOURCE_EXHAUSTED", msg, details), headers
@@ -82,7 +86,11 @@ def rate_limited(provider: str, delay: float) -> tuple[int, dict[str, Any], dict
 
 def server_error(provider: str, code: int) -> tuple[int, dict[str, Any]]:
     if provider == "openai":
-        msg = "The server had an error while processing your request." if code == 500 else "The engine is currently overloaded, please try again later."
+        msg = (
+            "The server had an error while processing your request."
+            if code == 500
+            else "The engine is currently overloaded, please try again later."
+        )
         return code, openai_error(msg, "server_error", None)
     if code == 500:
         return 500, gemini_error(500, "INTERNAL", "An internal error has occurred. Please retry.")
@@ -119,7 +127,11 @@ def wants_image(request: dict[str, Any]) -> bool:
 def _small(img: np.ndarray, side: int = 256) -> np.ndarray:
     h, w = img.shape[:2]
     scale = side / max(h, w)
-    return cv2.resize(img, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA) if scale < 1 else img
+    return (
+        cv2.resize(img, (max(8, round(w * scale)), max(8, round(h * scale))), interpolation=cv2.INTER_AREA)
+        if scale < 1
+        else img
+    )
 
 
 def degradation_level(img: np.ndarray) -> float:
@@ -202,7 +214,10 @@ def json_answer(schema: dict[str, Any], images: list[bytes], text: str) -> dict[
     if "prompt" in props:
         m = re.search(r"degradations:\s*(.+?)\.\s", text + " ")
         what = m.group(1) if m else "the visible degradations"
-        return {"prompt": f"Restore this photo: remove {what}. Keep the content, identity, text, layout and colours exactly as they are."}
+        return {
+            "prompt": f"Restore this photo: remove {what}. "
+            "Keep the content, identity, text, layout and colours exactly as they are."
+        }
     if "degradations" in props and arrays:
         return _describe(arrays[0])
     return _schema_fill(schema or {})
@@ -289,7 +304,11 @@ class AnswerBuilder:
         cfg = request.get("generationConfig") or request.get("generation_config") or {}
         usage = {"promptTokenCount": 258 * len(images) + sum(len(t) for t in text) // 4 + 1}
         if fault == "prompt_blocked":
-            return {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": usage, "modelVersion": model}
+            return {
+                "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+                "usageMetadata": usage,
+                "modelVersion": model,
+            }
         if fault == "safety":
             cand = {"finishReason": "IMAGE_SAFETY", "index": 0}
             return {"candidates": [cand], "usageMetadata": usage, "modelVersion": model}
@@ -298,7 +317,9 @@ class AnswerBuilder:
             try:
                 answer = json_answer(schema, images, " ".join(text))
             except ImageError as err:
-                raise Reply(400, gemini_error(400, "INVALID_ARGUMENT", f"Unable to process input image: {err}")) from None
+                raise Reply(
+                    400, gemini_error(400, "INVALID_ARGUMENT", f"Unable to process input image: {err}")
+                ) from None
             self._on_json()
             usage.update(candidatesTokenCount=60, totalTokenCount=usage["promptTokenCount"] + 60)
             part = {"text": json.dumps(answer)}
@@ -327,7 +348,9 @@ class AnswerBuilder:
             try:
                 data = self._image(fault, images[0], size)
             except ImageError as err:
-                raise Reply(400, gemini_error(400, "INVALID_ARGUMENT", f"Unable to process input image: {err}")) from None
+                raise Reply(
+                    400, gemini_error(400, "INVALID_ARGUMENT", f"Unable to process input image: {err}")
+                ) from None
             parts = [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(data).decode("ascii")}}]
         cand = {"content": {"parts": parts, "role": "model"}, "finishReason": "STOP", "index": 0}
         return {"candidates": [cand], "usageMetadata": usage, "modelVersion": model}
@@ -355,14 +378,22 @@ class AnswerBuilder:
         try:
             w, h = load_rgb(image).shape[1::-1]
         except ImageError as err:
-            raise Reply(400, openai_error(f"Invalid image file: {err}", "invalid_request_error", "invalid_image")) from None
+            raise Reply(
+                400, openai_error(f"Invalid image file: {err}", "invalid_request_error", "invalid_image")
+            ) from None
         if size_field == "auto":
             size_field = cfgmod.choose_openai_size(w, h, self._cfg)
         if size_field not in sizes:
-            raise Reply(400, openai_error(f"Invalid size {size_field!r}; supported: {sizes}", "invalid_request_error", "invalid_value"))
+            raise Reply(
+                400,
+                openai_error(
+                    f"Invalid size {size_field!r}; supported: {sizes}", "invalid_request_error", "invalid_value"
+                ),
+            )
         size = tuple(int(v) for v in size_field.split("x"))
         prompt_tokens = len(str(fields.get("prompt") or "")) // 4 + 1
-        usage = {"input_tokens": prompt_tokens + 323, "input_tokens_details": {"text_tokens": prompt_tokens, "image_tokens": 323},
+        usage = {"input_tokens": prompt_tokens + 323,
+                 "input_tokens_details": {"text_tokens": prompt_tokens, "image_tokens": 323},
                  "output_tokens": 4160, "total_tokens": prompt_tokens + 323 + 4160}  # fmt: skip
         if fault == "text_only":
             item: dict[str, Any] = {"revised_prompt": str(fields.get("prompt") or "")}
@@ -392,11 +423,18 @@ class AnswerBuilder:
             try:
                 message["content"] = json.dumps(json_answer(schema, images, " ".join(text)))
             except ImageError as err:
-                raise Reply(400, openai_error(f"Invalid image: {err}", "invalid_request_error", "invalid_image")) from None
+                raise Reply(
+                    400, openai_error(f"Invalid image: {err}", "invalid_request_error", "invalid_image")
+                ) from None
             self._on_json()
-        usage = {"prompt_tokens": 85 * len(images) + 50, "completion_tokens": 60, "total_tokens": 85 * len(images) + 110}
-        return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": body.get("model", ""),
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}], "usage": usage}  # fmt: skip
+        usage = {
+            "prompt_tokens": 85 * len(images) + 50,
+            "completion_tokens": 60,
+            "total_tokens": 85 * len(images) + 110,
+        }
+        return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
+                "model": body.get("model", ""), "usage": usage,
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}  # fmt: skip
 
 
 def parse_multipart(body: bytes, content_type: str) -> dict[str, str | bytes]:

@@ -1,4 +1,4 @@
-"""Gemini batch jobs and the Files API of the fake API (see synth/fake_api.py).
+"""Gemini batch jobs and the Files API of the fake API (see testing/fake_api.py).
 
 What the real google-genai client sends, and what this answers:
 
@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ggt_datasets.synth.fake_answers import Reply, gemini_error
+from ggt_datasets.testing.fake_answers import Reply, gemini_error
 
 UPLOAD_ACTIVE = {"X-Goog-Upload-Status": "active"}
 # An upload error must still say a status, or the SDK retries the chunk before raising.
@@ -84,13 +84,16 @@ class BatchStore:
         with self._lock:
             self._uploads[upload_id] = {
                 "size": size, "data": bytearray(), "display": meta.get("displayName") or "",
-                "mime": headers.get("X-Goog-Upload-Header-Content-Type") or meta.get("mimeType") or "application/octet-stream",
+                "mime": (headers.get("X-Goog-Upload-Header-Content-Type") or meta.get("mimeType")
+                         or "application/octet-stream"),
                 "base": f"{base_url}/{version}",
             }  # fmt: skip
         url = f"{base_url}/upload/{version}/files?upload_id={upload_id}&upload_protocol=resumable"
         return {"X-Goog-Upload-URL": url, **UPLOAD_ACTIVE}
 
-    def upload_chunk(self, upload_id: str, command: str, offset: str | None, data: bytes) -> tuple[dict, dict[str, str]]:
+    def upload_chunk(
+        self, upload_id: str, command: str, offset: str | None, data: bytes
+    ) -> tuple[dict, dict[str, str]]:
         """One chunk of an open upload: (body, headers); the finalising chunk returns {"file": File}."""
         commands = {c.strip().lower() for c in (command or "").split(",")}
         with self._lock:
@@ -100,18 +103,25 @@ class BatchStore:
             if "upload" not in commands:
                 raise _bad(f"Unsupported X-Goog-Upload-Command {command!r}.", headers=UPLOAD_FINAL)
             if offset is not None and offset.strip() != str(len(session["data"])):
-                raise _bad(f"Upload offset {offset} does not match the {len(session['data'])} bytes received.", headers=UPLOAD_FINAL)
+                raise _bad(
+                    f"Upload offset {offset} does not match the {len(session['data'])} bytes received.",
+                    headers=UPLOAD_FINAL,
+                )
             session["data"] += data
             if "finalize" not in commands:
                 return {}, dict(UPLOAD_ACTIVE)
             del self._uploads[upload_id]
         if session["size"] >= 0 and len(session["data"]) != session["size"]:
             raise _bad(f"Upload of {len(session['data'])} bytes, announced as {session['size']}.", headers=UPLOAD_FINAL)
-        record = self._new_file(bytes(session["data"]), session["mime"], session["display"], "UPLOADED", session["base"])
+        record = self._new_file(
+            bytes(session["data"]), session["mime"], session["display"], "UPLOADED", session["base"]
+        )
         self._count("files_uploaded")
         return {"file": record["meta"]}, dict(UPLOAD_FINAL)
 
-    def _new_file(self, data: bytes, mime: str, display: str, source: str, base: str, prefix: str = "") -> dict[str, Any]:
+    def _new_file(
+        self, data: bytes, mime: str, display: str, source: str, base: str, prefix: str = ""
+    ) -> dict[str, Any]:
         name = f"files/{prefix}{secrets.token_hex(6)}"
         now = _now()
         meta = {
@@ -196,7 +206,9 @@ class BatchStore:
             lines = [{**tag, **self._run_item(job["model"], request)} for tag, request in job["items"]]
             if job["file"]:
                 data = b"".join(json.dumps(line).encode("utf-8") + b"\n" for line in lines)
-                record = self._new_file(data, "application/jsonl", f"{job['display']}-results", "GENERATED", job["base"], "batch-")
+                record = self._new_file(
+                    data, "application/jsonl", f"{job['display']}-results", "GENERATED", job["base"], "batch-"
+                )
                 job["output"] = {"responsesFile": record["meta"]["name"]}
             else:
                 job["output"] = {"inlinedResponses": {"inlinedResponses": lines}}
@@ -205,7 +217,9 @@ class BatchStore:
     def _view(self, name: str) -> dict[str, Any]:
         job = self._batches[name]
         done = isinstance(job["output"], dict)
-        state = "BATCH_STATE_SUCCEEDED" if done else "BATCH_STATE_RUNNING" if job["polls"] >= 1 else "BATCH_STATE_PENDING"
+        state = (
+            "BATCH_STATE_SUCCEEDED" if done else "BATCH_STATE_RUNNING" if job["polls"] >= 1 else "BATCH_STATE_PENDING"
+        )
         meta: dict[str, Any] = {"name": name, "displayName": job["display"], "model": job["model"], "state": state}
         if done:
             meta["output"] = job["output"]

@@ -11,10 +11,10 @@ unchanged through `base_url`:
   file uploaded through the Files API (`POST /upload/{version}/files`, resumable), and
   `GET /{version}/batches/{id}` (PENDING, RUNNING, then SUCCEEDED after `batch_polls` polls, with
   `dest.inlined_responses` or a results file for `GET /{version}/files/{id}:download`).
-  See synth/fake_batches.py.
+  See testing/fake_batches.py.
 - OpenAI `POST /v1/images/edits` (multipart -> data[0].b64_json) and `POST /v1/chat/completions`.
 
-The answers (and how the fake VLM's JSON scores are computed) are in synth/fake_answers.py.
+The answers (and how the fake VLM's JSON scores are computed) are in testing/fake_answers.py.
 
 Faults (probabilities per model call or batch item, at most one each): rate_limit (429 + RetryInfo
 retryDelay and Retry-After), server_error (500), unavailable (503), slow (answer after
@@ -23,14 +23,19 @@ OpenAI 400 moderation_blocked), prompt_blocked (Gemini promptFeedback.blockReaso
 truncated, not_image, wrong_size (4:1). `push_faults(...)` forces the next calls' faults. A batch
 item reports rate_limit, server_error, unavailable, slow and drop as its own error.
 
+`request_log` holds one entry per model call (server-side monotonic arrival and answer times,
+provider, fault, HTTP status), so tests can check what the client did on the server's clock.
+`hold_after(n)` lets n more model calls through, then holds the rest until `release()`: a test
+can kill a client at a known point (exactly `held` calls in flight, none answered).
+
 Example:
-    >>> from ggt_datasets.synth.fake_api import FakeAPIServer
+    >>> from ggt_datasets.testing.fake_api import FakeAPIServer
     >>> with FakeAPIServer(faults={"rate_limit": 0.1}, latency=0.05) as server:  # doctest: +SKIP
     ...     gen = make_generator("gemini", base_url=server.base_url, api_key="test")
     ...     gen.restore(lq_png, "Remove the rain.", {"category": "rain"})
     ...     server.stats["generations"]
 
-Standalone: python -m ggt_datasets.synth.fake_api --port 8765 --latency 0.5 --faults rate_limit=0.1
+Standalone: python -m ggt_datasets.testing.fake_api --port 8765 --latency 0.5 --faults rate_limit=0.1
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ggt_datasets.backends import config as cfgmod
-from ggt_datasets.synth.fake_answers import (
+from ggt_datasets.testing.fake_answers import (
     FAULTS,
     IMAGE_ONLY_FAULTS,
     MODES,
@@ -68,7 +73,7 @@ from ggt_datasets.synth.fake_answers import (
     server_error,
     wants_image,
 )
-from ggt_datasets.synth.fake_batches import BatchStore
+from ggt_datasets.testing.fake_batches import BatchStore
 
 __all__ = [
     "FAULTS", "MODES", "FakeAPIServer", "degradation_level", "gray_ssim", "json_answer", "judge_scores", "main",
@@ -115,9 +120,16 @@ class FakeAPIServer:
         self._stop = threading.Event()
         self._forced: collections.deque[str] = collections.deque()
         self._window: collections.deque[float] = collections.deque()
-        self.answers = AnswerBuilder(self._cfg, mode, self._random_bytes, self._note_generation, lambda: self._count("json_answers"))
+        self.answers = AnswerBuilder(
+            self._cfg, mode, self._random_bytes, self._note_generation, lambda: self._count("json_answers")
+        )
         self.batches = BatchStore(batch_polls, self._batch_item, self._count)
         self._in_flight = 0
+        self._log: list[dict[str, Any]] = []
+        self._gate = threading.Event()
+        self._gate.set()
+        self._pass_left: int | None = None  # calls let through before holding; None = no hold
+        self._held = 0
         self._stats: dict[str, Any] = {
             "requests": 0, "model_calls": 0, "faults": {f: 0 for f in FAULTS}, "rate_limited": 0,
             "rpm_rejections": 0, "generations": 0, "json_answers": 0, "batches_created": 0,
@@ -138,12 +150,52 @@ class FakeAPIServer:
         self.faults = dict(faults)
 
     def push_faults(self, *names: str) -> None:
-        """Force the next model calls to take these faults, in order (then random draws resume)."""
+        """Force the next model calls to take these faults, in order (then random draws resume).
+
+        "ok" forces a call without a fault.
+        """
         for n in names:
-            if n not in FAULTS:
+            if n not in FAULTS and n != "ok":
                 raise ValueError(f"unknown fault {n!r}; expected one of {', '.join(FAULTS)}")
         with self._lock:
             self._forced.extend(names)
+
+    def hold_after(self, n: int) -> None:
+        """Let `n` more model calls through, then hold every further one until release()."""
+        with self._lock:
+            self._pass_left = n
+            self._gate.clear()
+
+    def release(self) -> None:
+        """Let held calls (and all later ones) through."""
+        with self._lock:
+            self._pass_left = None
+        self._gate.set()
+
+    @property
+    def held(self) -> int:
+        """Model calls waiting at the hold now."""
+        with self._lock:
+            return self._held
+
+    @property
+    def request_log(self) -> list[dict[str, Any]]:
+        """A copy of the model-call log: dicts with t_in, t_sent, t_out (time.monotonic), provider, fault, status."""
+        with self._lock:
+            return [dict(e) for e in self._log]
+
+    def _hold(self) -> None:
+        with self._lock:
+            if self._pass_left is None:
+                return
+            if self._pass_left > 0:
+                self._pass_left -= 1
+                return
+            self._held += 1
+        while not self._gate.wait(0.05) and not self._stop.is_set():
+            pass
+        with self._lock:
+            self._held -= 1
 
     @property
     def batch_polls(self) -> int:
@@ -213,7 +265,8 @@ class FakeAPIServer:
     def _draw_fault(self) -> str | None:
         with self._lock:
             if self._forced:
-                return self._forced.popleft()
+                forced = self._forced.popleft()
+                return None if forced == "ok" else forced
             u, acc = self._rng.random(), 0.0
             for name in FAULTS:
                 acc += self.faults.get(name, 0.0)
@@ -267,7 +320,9 @@ class FakeAPIServer:
         return self.answers.batch_item(model, request, fault)
 
 
-_GEMINI_CALL = re.compile(r"^/(?P<ver>[^/]+)/models/(?P<model>[^/:]+):(?P<method>generateContent|batchGenerateContent)$")
+_GEMINI_CALL = re.compile(
+    r"^/(?P<ver>[^/]+)/models/(?P<model>[^/:]+):(?P<method>generateContent|batchGenerateContent)$"
+)
 _GEMINI_BATCH = re.compile(r"^/(?P<ver>[^/]+)/(?P<name>batches/[^/:]+)$")
 _GEMINI_FILE = re.compile(r"^/(?P<ver>[^/]+)/(?P<name>files/[^/:]+)(?P<download>:download)?$")
 _UPLOAD = re.compile(r"^/upload/(?P<ver>[^/]+)/files$")
@@ -346,18 +401,33 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             return json.loads(body or b"{}")
         except json.JSONDecodeError:
-            err = gemini_error(400, "INVALID_ARGUMENT", "Invalid JSON payload.") if gemini else openai_error(
-                "Invalid JSON body.", "invalid_request_error", None
+            err = (
+                gemini_error(400, "INVALID_ARGUMENT", "Invalid JSON payload.")
+                if gemini
+                else openai_error("Invalid JSON body.", "invalid_request_error", None)
             )
             raise Reply(400, err) from None
 
     def _auth_gemini(self, params: dict[str, str]) -> None:
         key = self.headers.get("x-goog-api-key") or params.get("key")
         if not key:
-            raise Reply(403, gemini_error(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers. Please use an API key."))
+            raise Reply(
+                403,
+                gemini_error(
+                    403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers. Please use an API key."
+                ),
+            )
         if self.fake._api_key is not None and key != self.fake._api_key:
-            info = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]
-            raise Reply(400, gemini_error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", info))
+            info = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                }
+            ]
+            raise Reply(
+                400, gemini_error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.", info)
+            )
 
     def _auth_openai(self) -> None:
         auth = self.headers.get("Authorization", "")
@@ -371,9 +441,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _model_call(self, provider: str, answer: Any, wants_image: bool) -> None:
         fake = self.fake
         fake._count("model_calls")
+        entry: dict[str, Any] = {"t_in": time.monotonic(), "provider": provider, "fault": None, "status": None}
+        fake._hold()
         with fake._lock:
+            fake._log.append(entry)
             fake._in_flight += 1
             fake._stats["in_flight_peak"] = max(fake._stats["in_flight_peak"], fake._in_flight)
+        self._entry = entry
         try:
             wait = fake._admit()
             if wait is not None:
@@ -385,6 +459,7 @@ class _Handler(BaseHTTPRequestHandler):
                 fault = None
             if fault:
                 fake._note_fault(fault)
+                entry["fault"] = fault
             fake._wait(fake.latency)
             if fault == "drop":
                 self.close_connection = True
@@ -404,11 +479,18 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with fake._lock:
                 fake._in_flight -= 1
+                entry["t_out"] = time.monotonic()
+            self._entry = None
 
     def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         self._send_bytes(json.dumps(body).encode("utf-8"), "application/json; charset=UTF-8", status, headers)
 
-    def _send_bytes(self, data: bytes, content_type: str, status: int = 200, headers: dict[str, str] | None = None) -> None:
+    def _send_bytes(
+        self, data: bytes, content_type: str, status: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
+        entry = getattr(self, "_entry", None)
+        if entry is not None:  # t_sent: before the first byte goes out, so a client's reaction comes after it
+            entry["status"], entry["t_sent"] = status, time.monotonic()
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -423,7 +505,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the fake API until Ctrl-C; prints its base_url."""
-    parser = argparse.ArgumentParser(prog="python -m ggt_datasets.synth.fake_api", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ggt_datasets.testing.fake_api", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--faults", default="", help=f"NAME=RATE,... with NAME in {', '.join(FAULTS)}")
