@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import cv2
 import numpy as np
 import pytest
@@ -44,22 +42,6 @@ def test_generator_returns_png_of_the_lq_size_at_no_cost():
     assert res.size == (451, 300) and res.cost_usd == 0.0 and res.mime_type == "image/png"
     assert load_rgb(res.image).shape == lq.shape
     assert gen.restore(encode_png(lq), "", {}).size == (451, 300)  # no category: mixed
-
-
-def test_fast_enough_for_the_demo():
-    cv2.setNumThreads(1)
-    try:
-        lq = degrade(real_photo("astronaut"), "mixed", np.random.default_rng(0))
-        worst = 0.0
-        for category in schema.CATEGORIES:
-            restore_array(lq, category)  # warm up
-            t0 = time.perf_counter()
-            restore_array(lq, category)
-            worst = max(worst, time.perf_counter() - t0)
-    finally:
-        cv2.setNumThreads(-1)
-    # Measured ~0.05-0.15 s per 512 px image on one core; generous for a shared CI machine.
-    assert worst < 1.0
 
 
 def test_dehaze_recovers_a_synthetic_haze():

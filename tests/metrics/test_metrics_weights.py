@@ -7,7 +7,6 @@ they are NOT real LPIPS/DISTS/NIQE values.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -77,13 +76,12 @@ def _pair(real_photo, size=96, sigma=20.0):
 
 def test_missing_weights_error_names_metric_file_and_commands(tmp_path, monkeypatch):
     _no_network(monkeypatch)
-    t0 = time.perf_counter()
     with pytest.raises(MissingWeightsError) as err:
         create_metric("lpips", weights_dir=tmp_path, device="cpu")
     msg = str(err.value)
     assert "'lpips'" in msg and "LPIPS_v0.1_alex-df73285e.pth" in msg and "alexnet-owt-7be5be79.pth" in msg
     assert "ggt weights download lpips" in msg and "ggt weights import" in msg and str(tmp_path) in msg
-    assert time.perf_counter() - t0 < 5  # checked before pyiqa could try the network
+    # no download was attempted: _no_network turns any into an AssertionError
     assert isinstance(err.value, FileNotFoundError)  # the CLI prints it as one line
 
 
