@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 from ggt_datasets import schema
+from ggt_datasets.config_files import load_yaml_dataclass
 from ggt_datasets.raw import Problem, RawPair, is_safe_id
 
 PLACEHOLDERS = ("split", "category", "id", "ext")
@@ -162,22 +163,7 @@ class Layout:
 
 def load_layout(path: str | os.PathLike) -> Layout:
     """Read a layout YAML file; errors name the file and the field."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: layout file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise LayoutError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise LayoutError(f"{path}: a layout file is a mapping with at least `lq:` and `hq:`")
-    fields = set(Layout.__dataclass_fields__)
-    if set(data) - fields:
-        raise LayoutError(f"{path}: unknown key(s) {sorted(set(data) - fields)}; known: {', '.join(sorted(fields))}")
-    try:
-        return Layout(**data)
-    except (LayoutError, TypeError) as err:
-        raise LayoutError(f"{path}: {err}") from None
+    return load_yaml_dataclass(path, Layout, "layout file", error=LayoutError)
 
 
 def _pattern_regex(pattern: str) -> re.Pattern[str]:

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from ggt_datasets.atomic import is_complete, mark_complete
+from ggt_datasets.config_files import load_yaml_dataclass
 
 logger = logging.getLogger(__name__)
 ARMS: tuple[str, ...] = ("without_ggt", "with_ggt")
@@ -132,31 +133,18 @@ class ExperimentConfig:
         return Path(self.output_dir) / "runs" / self.label(model) / arm / f"seed{seed}"
 
 
-def load_config(path: str | os.PathLike) -> ExperimentConfig:
-    """Read an experiment YAML file; errors name the file and the field. `model: X` means `models: [X]`."""
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: experiment config not found")
-    data = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{p}: expected a YAML mapping")
+def _model_alias(p: Path, data: dict[str, Any]) -> dict[str, Any]:
     if "model" in data:
         if "models" in data:
             raise ValueError(f"{p}: give models (a list) or model, not both")
         data["models"] = [data.pop("model")]
-    known = set(ExperimentConfig.__dataclass_fields__)
-    unknown = set(data) - known
-    if unknown:
-        raise ValueError(f"{p}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-    missing = {"ggt_dataset", "existing_dataset"} - set(data)
-    if missing:
-        raise ValueError(f"{p}: missing {sorted(missing)}")
-    try:
-        return ExperimentConfig(**data)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{p}: {err}") from err
+    return data
+
+
+def load_config(path: str | os.PathLike) -> ExperimentConfig:
+    """Read an experiment YAML file; errors name the file and the field. `model: X` means `models: [X]`."""
+    required = ("ggt_dataset", "existing_dataset")
+    return load_yaml_dataclass(path, ExperimentConfig, "experiment config", required=required, prepare=_model_alias)
 
 
 def run_flags(cfg: ExperimentConfig, model: dict[str, Any], arm: str, seed: int) -> list[str]:

@@ -51,6 +51,7 @@ import numpy as np
 
 from ggt_datasets import schema
 from ggt_datasets.atomic import atomic_write_bytes, atomic_write_jsonl, is_complete, mark_complete
+from ggt_datasets.config_files import load_yaml_dataclass
 
 PROMPT_MODES = ("fixed", "adaptive")
 SETS = ("fidelity", "perception")
@@ -127,26 +128,7 @@ class BenchConfig:
 
 def load_config(path: str | os.PathLike) -> BenchConfig:
     """Read a bench YAML file; errors name the file and the field."""
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: bench config not found")
-    try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"{p}: not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{p}: expected a YAML mapping")
-    known = set(BenchConfig.__dataclass_fields__)
-    if set(data) - known:
-        raise ValueError(f"{p}: unknown keys {sorted(set(data) - known)}; known: {sorted(known)}")
-    if "generators" not in data:
-        raise ValueError(f"{p}: missing 'generators'")
-    try:
-        return BenchConfig(**data)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{p}: {err}") from err
+    return load_yaml_dataclass(path, BenchConfig, "bench config", required=("generators",))
 
 
 # --- the fidelity set ---------------------------------------------------------------------------

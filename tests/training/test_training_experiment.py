@@ -147,7 +147,7 @@ def test_experiment_resumes_after_kill_and_writes_the_exact_table(training_built
 
 def test_experiment_config_errors_name_the_file(training_built, training_existing, tmp_path):
     path = _config(tmp_path, training_built, training_existing, epochs=3)
-    with pytest.raises(ValueError, match=r"experiment.yaml: unknown keys \['epochs'\]"):
+    with pytest.raises(ValueError, match=r"experiment.yaml: unknown key\(s\) \['epochs'\]"):
         experiment.load_config(path)
     path.write_text(yaml.safe_dump({"ggt_dataset": "x"}))
     with pytest.raises(ValueError, match="missing"):
