@@ -29,6 +29,9 @@ COMPLETE_MARKER = ".complete"  # written last into a folder that is finished
 class WriteError(OSError):
     """A write that failed (read-only folder, disk full, ...); the message names the path."""
 
+    def __str__(self) -> str:  # the message alone, without OSError's "[Errno N]" prefix
+        return str(self.strerror)
+
 
 def _describe(err: OSError, path: Path) -> str:
     if err.errno == errno.ENOSPC:

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from ggt_datasets import atomic
-from ggt_datasets.atomic import WriteError, atomic_open, atomic_write_bytes, atomic_write_json, is_complete, mark_complete
+from ggt_datasets.atomic import (
+    WriteError,
+    atomic_open,
+    atomic_write_bytes,
+    atomic_write_json,
+    is_complete,
+    mark_complete,
+)
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -110,3 +117,71 @@ def test_kill_during_write_leaves_old_content(tmp_path: Path) -> None:
     assert target.read_bytes() == b"old" * 10
     tmps = _leftovers(tmp_path)
     assert len(tmps) == 1 and tmps[0].startswith(".big.bin.")  # a hidden temp name no reader picks up
+
+
+def test_exact_messages_name_the_path_and_the_cause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "x.bin"
+    cases = {
+        errno.ENOSPC: "no space left on the device; free some space or choose another --out",
+        errno.EROFS: "the folder is read-only or not writable; choose a writable location",
+        errno.EIO: "Input/output error",  # any other cause: the system's own words
+    }
+    for code, why in cases.items():
+        def failing_replace(src, dst, code=code):
+            raise OSError(code, os.strerror(code))
+
+        monkeypatch.setattr(atomic.os, "replace", failing_replace)
+        with pytest.raises(WriteError) as info:
+            atomic_write_bytes(target, b"data")
+        assert str(info.value) == f"cannot write {target}: {why}"
+        assert info.value.errno == code
+
+    def failing_mkstemp(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", failing_mkstemp)
+    with pytest.raises(WriteError) as info:
+        atomic_write_bytes(target, b"data")
+    assert str(info.value) == f"cannot write {target}: {cases[errno.ENOSPC]}" and info.value.errno == errno.ENOSPC
+
+
+def test_temporary_name_is_hidden_beside_the_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rename stays on one file system (same folder) and the temp name is one no reader picks up."""
+    target = tmp_path / "deep" / "er" / "file.parquet"  # parent folders are created
+    seen = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        seen.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", spy)
+    with atomic_open(target) as f:  # the default mode is binary
+        f.write(b"\x00\x01")
+    assert target.read_bytes() == b"\x00\x01"
+    (src, dst), = seen
+    assert dst == target and src.parent == target.parent
+    assert src.name.startswith(".file.parquet.") and src.name.endswith(".tmp")
+
+
+def test_text_mode_uses_the_given_encoding(tmp_path: Path) -> None:
+    target = tmp_path / "t.txt"
+    with atomic_open(target, "w", encoding="latin-1") as f:
+        f.write("é")
+    assert target.read_bytes() == b"\xe9"
+    atomic.atomic_write_text(target, "é")
+    assert target.read_bytes() == "é".encode()
+
+
+def test_json_and_jsonl_are_written_exactly(tmp_path: Path) -> None:
+    atomic_write_json(tmp_path / "a.json", {"b": 1, "a": [1, 2]})
+    assert (tmp_path / "a.json").read_text() == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 1\n}\n'
+    atomic_write_json(tmp_path / "c.json", {"b": 1, "a": 2}, indent=None)
+    assert (tmp_path / "c.json").read_text() == '{"a": 2, "b": 1}\n'
+    atomic.atomic_write_jsonl(tmp_path / "r.jsonl", [{"z": 1, "y": "é"}, {}])
+    assert (tmp_path / "r.jsonl").read_text(encoding="utf-8") == '{"y": "\\u00e9", "z": 1}\n{}\n'
+
+
+def test_marker_content(tmp_path: Path) -> None:
+    assert mark_complete(tmp_path).read_text() == "{}\n"
+    assert mark_complete(tmp_path, {"step": 3}).read_text() == '{\n  "step": 3\n}\n'
