@@ -1,23 +1,23 @@
-"""Does QC reject unfaithful targets and keep faithful ones? A planted-fault benchmark.
+"""Does QC hold on data it was not fitted on? Planted faults, a fitting split and a held-out split.
 
-From real photos (scikit-image, matplotlib; crops and flips give ~70 base images), each base
-gets a category (round robin), LQ = ggt_datasets.degrade.degrade(photo, category, rng), and
-nine HQ targets: the clean photo and a mildly sharpened/denoised version (faithful), and one per
-fault kind (ggt_datasets.qc.faults): inserted object, text, colour cast, shift 2-5%, rescale /
-crop 5-10%, replaced scene, heavy over-smoothing.
+The splits (ggt_datasets/testing/qc_sets.py) differ in photos (scikit-image vs matplotlib's
+grace_hopper + pyiqa's test photos), in degradation pipeline (degrade.py and plain blur/noise/JPEG
+vs other weather models + Real-ESRGAN's second-order pipeline with a sinc filter) and in seed.
+Each crop is degraded once per category and gets faithful targets (the clean crop, a lightly
+processed one, two generator-like ones: re-synthesised texture, tone curve, exposure, re-encoding,
+bucket resizing) and unfaithful ones (seven faults and four no-ops: the LQ unchanged, re-encoded,
+resized, unsharp-masked).
 
-It prints, per kind, the rejection rate of
-  - baseline: the lab tool's two gates alone (SSIM >= 0.30, chroma drift <= 0.10, no categories),
-  - stage 1: our metric gates with default_thresholds.yaml,
-  - stage 1+2 (with --judge fake): plus the VLM judge, here the *fake* API server's statistical
-    judge (F = SSIM, D = noise/haze/darkness removal): NOT a vision model, only a plumbing check,
-and the false-rejection rate (faithful kinds). Targets for stage 1: >= 90% of shift,
-rescale_crop, colour_cast and replaced_scene rejected at <= 5% false rejection.
+    # fit the shipped defaults (writes the planted fitting set, then runs `ggt qc calibrate` on it)
+    python benchmarks/qc_faults.py --calibrate /tmp/qc_fit --out ggt_datasets/qc/default_thresholds.yaml
+    # report on the held-out split with the shipped defaults (or --config FILE); ROC plot into the page
+    python benchmarks/qc_faults.py --html qc_heldout.html
 
-    python benchmarks/qc_faults.py [--per-photo 9] [--size 384] [--judge fake] [--seed 0]
-    python benchmarks/qc_faults.py --seeds 4-9    # held-out seeds: per-kind mean and worst seed
-
-Thresholds are tuned on seeds 0-3 only; seeds 4-9 are the held-out check.
+It prints, for the held-out split, per fault kind and category: the rejection rate of stage 1 (and of
+the lab tool's two gates alone: SSIM >= 0.30, chroma drift <= 0.10), the false-rejection rate of
+faithful pairs, and the ROC AUC of each gate. Targets on the held-out split, in every category:
+>= 90% of shift, rescale_crop, colour_cast and replaced_scene rejected, 100% of no-ops, <= 5% false
+rejection. The fitting split's photos, pipelines and seed are never the reported ones.
 """
 
 from __future__ import annotations
@@ -25,228 +25,281 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
-import cv2
 import numpy as np
 
-from ggt_datasets.degrade import degrade
-from ggt_datasets.images import encode_png
 from ggt_datasets.qc.config import load_config
-from ggt_datasets.qc.faults import FAULTS, faithful_variant
-from ggt_datasets.qc.gates import metric_scores
+from ggt_datasets.qc.gates import GATE_NAMES, metric_scores
 from ggt_datasets.qc.pipeline import metric_reasons
-from ggt_datasets.qc.report import gate_of
+from ggt_datasets.qc.report import roc_auc
 from ggt_datasets.schema import CATEGORIES
+from ggt_datasets.testing.qc_degrade import NOOPS
+from ggt_datasets.testing.qc_sets import FAITHFUL_KINDS, REJECT_KINDS, SPLITS, planted_pairs
 
 TARGET_KINDS = ("shift", "rescale_crop", "colour_cast", "replaced_scene")
-FAITHFUL = ("faithful", "faithful_proc")
 
 
-def real_photos() -> list[tuple[str, np.ndarray]]:
-    import matplotlib
-    import skimage.data
-
-    from ggt_datasets.images import load_rgb
-
-    out = [(n, getattr(skimage.data, n)()[..., :3]) for n in ("astronaut", "chelsea", "coffee", "rocket", "retina", "immunohistochemistry")]
-    left, right, _ = skimage.data.stereo_motorcycle()
-    out += [("motorcycle_left", left), ("motorcycle_right", right)]
-    out.append(("grace_hopper", load_rgb(f"{matplotlib.get_data_path()}/sample_data/grace_hopper.jpg")))
-    return [(n, np.ascontiguousarray(a)) for n, a in out]
+def _score(args: tuple) -> dict:
+    meta, lq, hq = args
+    return {**meta, "scores": metric_scores(lq, hq)}
 
 
-def base_images(per_photo: int, size: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
-    """Random crops (aspect 1, 4:3 or 3:4; 60-100% of the short side), half of them flipped."""
-    bases = []
-    for name, photo in real_photos():
-        h, w = photo.shape[:2]
-        for k in range(per_photo):
-            aspect = (1.0, 4 / 3, 3 / 4)[k % 3]
-            frac = rng.uniform(0.6, 1.0)
-            ch = int(min(h, w / aspect) * frac)
-            cw = int(ch * aspect)
-            y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-            crop = photo[y : y + ch, x : x + cw]
-            crop = crop[:, ::-1] if k % 2 else crop
-            out_h = size if aspect >= 1 else round(size / aspect)
-            out_w = round(out_h * aspect)
-            bases.append((name, cv2.resize(np.ascontiguousarray(crop), (out_w, out_h), interpolation=cv2.INTER_AREA)))
-    return bases
+def score_split(name: str, per_photo: int, size: int, jobs: int) -> list[dict]:
+    """Every planted pair of a split with its stage-1 scores (process pool over pairs)."""
+    todo = [
+        (
+            {
+                "kind": p.kind,
+                "label": p.label,
+                "category": p.category,
+                "pipeline": p.pipeline,
+                "photo": p.photo,
+                "id": p.id,
+            },
+            p.lq,
+            p.hq,
+        )
+        for p in planted_pairs(SPLITS[name], per_photo, size)
+    ]
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
+            return list(pool.map(_score, todo, chunksize=8))
+    return [_score(t) for t in todo]
 
 
-def lab_baseline(scores: dict[str, float]) -> bool:
-    """True = rejected by the lab tool's two gates alone."""
-    return scores["structure_ssim"] < 0.30 or scores["chroma_drift"] > 0.10
+def write_planted(folder: Path, per_photo: int, size: int) -> int:
+    """The fitting split as a raw layout with review.jsonl (labels) and planted.jsonl (kinds); returns pairs."""
+    from ggt_datasets.atomic import atomic_write_bytes, atomic_write_jsonl
+    from ggt_datasets.images import encode_png
+
+    if folder.exists() and any(folder.iterdir()):
+        raise SystemExit(f"{folder}: not empty; give a new folder for the planted set")
+    reviews, planted, last_lq = [], [], {}
+    for p in planted_pairs(SPLITS["fit"], per_photo, size):
+        base = folder / "train" / p.category
+        lq_path = base / "lq" / f"{p.id}.png"
+        lq_path.parent.mkdir(parents=True, exist_ok=True)
+        (base / "hq").mkdir(parents=True, exist_ok=True)
+        key = (p.photo, p.crop, p.category)
+        if key in last_lq:
+            os.link(last_lq[key], lq_path)  # the same LQ for every target: one file, many names
+        else:
+            atomic_write_bytes(lq_path, encode_png(p.lq, 1))
+            last_lq[key] = lq_path
+        atomic_write_bytes(base / "hq" / f"{p.id}.png", encode_png(p.hq, 1))
+        reviews.append({"id": p.id, "decision": p.label})
+        planted.append({"id": p.id, "category": p.category, "kind": p.kind, "photo": p.photo, "pipeline": p.pipeline})
+    atomic_write_jsonl(folder / "review.jsonl", reviews)
+    atomic_write_jsonl(folder / "planted.jsonl", planted)
+    return len(reviews)
 
 
-def parse_seeds(text: str) -> list[int]:
-    """'4-9' or '4,5,7' or '4-6,9' -> [4, 5, ...]."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.strip().partition("-")
-        seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-    return seeds
+def evaluate(rows: list[dict], config) -> dict:
+    """Rejection per (kind, category), false rejection per category, AUC per (gate, category)."""
+    rej: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    frr_by_gate: dict[tuple[str, str], int] = defaultdict(int)
+    lab: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    probs = []
+    for r in rows:
+        reasons = metric_reasons(r["scores"], r["category"], config)
+        r["rejected"] = bool(reasons)
+        if r["label"] == "accept":
+            for g in {x.split(" ")[0] for x in reasons}:
+                frr_by_gate[g, r["category"]] += 1
+                frr_by_gate[g, "all"] += 1
+        for key in ((r["kind"], r["category"]), (r["kind"], "all")):
+            rej[key][0] += r["rejected"]
+            rej[key][1] += 1
+            lab[key][0] += r["scores"]["structure_ssim"] < 0.30 or r["scores"]["chroma_drift"] > 0.10
+            lab[key][1] += 1
+        if config.combiner is not None:
+            probs.append(config.combiner.probability(r["scores"], r["category"]))
+    auc = {}  # (gate, kind, category): each gate as a detector of one fault kind against the faithful pairs
+    for cat in (*CATEGORIES, "all"):
+        sub = [(i, r) for i, r in enumerate(rows) if cat in ("all", r["category"])]
+        for kind in REJECT_KINDS:
+            pick = [(i, r) for i, r in sub if r["kind"] == kind or r["label"] == "accept"]
+            y = np.array([r["kind"] == kind for _, r in pick])
+            for g in GATE_NAMES:
+                auc[g, kind, cat] = roc_auc([r["scores"].get(g) for _, r in pick], y, g)
+            if probs:
+                auc["combiner", kind, cat] = roc_auc([probs[i] for i, _ in pick], y, None)
+    return {"rej": rej, "lab": lab, "auc": auc, "frr_by_gate": dict(frr_by_gate)}
 
 
-def run_seed(seed: int, per_photo: int, size: int, config_path: str | None, dump_path: str | None = None,
-             judge: str = "none") -> dict:
-    """One benchmark run: rejection counts per stage and kind, gates that caught each kind, FRR per category."""
-    rng = np.random.default_rng(seed)
-    config = load_config(config_path)
-    bases = base_images(per_photo, size, rng)
-    vlm = server = None
-    if judge == "fake":
-        from ggt_datasets.backends import make_vlm
-        from ggt_datasets.synth.fake_api import FakeAPIServer
-
-        server = FakeAPIServer().__enter__()
-        vlm = make_vlm("gemini", model="fake-judge", base_url=server.base_url, api_key="test", api_version="v1beta")
-    kinds = [*FAITHFUL, *FAULTS]
-    rej = {s: Counter() for s in ("baseline", "stage1", "stage12")}
-    total: Counter[str] = Counter()
-    caught_by: dict[str, Counter[str]] = defaultdict(Counter)
-    cat_frr: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    cat_kind: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    dump = open(dump_path, "w") if dump_path else None
-    t0 = time.perf_counter()
-    for i, (name, base) in enumerate(bases):
-        cat = CATEGORIES[i % len(CATEGORIES)]
-        lq = degrade(base, cat, rng)
-        others = [b for n, b in bases if n != name]
-        other = others[int(rng.integers(len(others)))]
-        targets = {"faithful": base, "faithful_proc": faithful_variant(base, rng)}
-        targets.update({k: f(base, rng, other=other) for k, f in FAULTS.items()})
-        for kind in kinds:
-            hq = targets[kind]
-            scores = metric_scores(lq, hq, config.scales)
-            reasons = metric_reasons(scores, cat, config)
-            total[kind] += 1
-            if dump:
-                dump.write(json.dumps({"seed": seed, "kind": kind, "category": cat, "photo": name, **scores}) + "\n")
-            rej["baseline"][kind] += lab_baseline(scores)
-            rej["stage1"][kind] += bool(reasons)
-            caught_by[kind].update({gate_of(r) for r in reasons})
-            cat_kind[kind, cat][0] += bool(reasons)
-            cat_kind[kind, cat][1] += 1
-            if kind in FAITHFUL:
-                cat_frr[cat][0] += bool(reasons)
-                cat_frr[cat][1] += 1
-            if vlm is not None:
-                if not reasons:
-                    from ggt_datasets.qc.judge import judge_pair, vlm_reasons
-
-                    verdict = judge_pair(vlm, encode_png(lq, 1), encode_png(hq, 1), cat, None)
-                    reasons = vlm_reasons(verdict, config.vlm)
-                rej["stage12"][kind] += bool(reasons)
-    if dump:
-        dump.close()
-    if server is not None:
-        server.__exit__(None, None, None)
-    return {"seed": seed, "n_bases": len(bases), "seconds": time.perf_counter() - t0, "kinds": kinds,
-            "rej": rej, "total": total, "caught_by": caught_by, "cat_frr": dict(cat_frr), "cat_kind": dict(cat_kind),
-            "judged": vlm is not None}
+def rate(counts: list[int]) -> float:
+    return counts[0] / counts[1] if counts[1] else float("nan")
 
 
-def stage1_rates(r: dict) -> dict[str, float]:
-    """Stage-1 rejection rate per kind, and 'FRR' over both faithful kinds."""
-    out = {k: r["rej"]["stage1"][k] / r["total"][k] for k in r["kinds"]}
-    out["FRR"] = sum(r["rej"]["stage1"][k] for k in FAITHFUL) / sum(r["total"][k] for k in FAITHFUL)
-    return out
+def frr(ev: dict, cat: str, table: str = "rej") -> float:
+    a = sum(ev[table][k, cat][0] for k in FAITHFUL_KINDS)
+    n = sum(ev[table][k, cat][1] for k in FAITHFUL_KINDS)
+    return a / n if n else float("nan")
 
 
-def target_met(rates: dict[str, float]) -> bool:
-    return all(rates[k] >= 0.9 for k in TARGET_KINDS) and rates["FRR"] <= 0.05
-
-
-def print_single(r: dict, size: int) -> None:
-    rej, total, caught_by, kinds = r["rej"], r["total"], r["caught_by"], r["kinds"]
-    print(f"QC planted-fault benchmark: {r['n_bases']} base images ({size} px short side) from "
-          f"{len(real_photos())} real photos, categories round robin, seed {r['seed']}; {r['seconds']:.1f} s")
-    cols = ["baseline", "stage1"] + (["stage12"] if r["judged"] else [])
-    head = {"baseline": "lab 2 gates", "stage1": "stage 1", "stage12": "stage 1+2 (fake judge)"}
-    print("\n| kind            |   n | " + " | ".join(f"{head[c]:>22s}" for c in cols) + " | stage-1 gates that caught it")
-    print("|-----------------|-----|" + "|".join("-" * 24 for _ in cols) + "|------------------------------")
-    for kind in kinds:
-        label = f"{kind} (FRR)" if kind in FAITHFUL else kind
-        gates = ", ".join(f"{g} {n}" for g, n in caught_by[kind].most_common(4))
-        print(f"| {label:15s} | {total[kind]:3d} | " + " | ".join(f"{rej[c][kind] / total[kind]:21.1%} " for c in cols) + f" | {gates}")
-    frr = {c: sum(rej[c][k] for k in FAITHFUL) / sum(total[k] for k in FAITHFUL) for c in cols}
-    print("\nfalse rejection of faithful pairs: " + ", ".join(f"{head[c]} {frr[c]:.1%}" for c in cols))
-    print("stage-1 false rejection per category: " + ", ".join(f"{c} {a}/{n}" for c, (a, n) in sorted(r["cat_frr"].items())))
-    for kind in FAULTS:
-        print(f"stage-1 {kind} rejected per category: "
-              + ", ".join(f"{c} {r['cat_kind'][kind, c][0]}/{r['cat_kind'][kind, c][1]}" for c in CATEGORIES))
-    ok = target_met(stage1_rates(r))
-    print(f"stage-1 target (>= 90% of {', '.join(TARGET_KINDS)} rejected at <= 5% false rejection): {'MET' if ok else 'NOT MET'}")
-
-
-def print_multi(runs: list[dict], size: int) -> None:
-    """Stage-1 rates per kind: each seed, their mean and their minimum (maximum for FRR)."""
-    seeds = [r["seed"] for r in runs]
-    rates = [stage1_rates(r) for r in runs]
-    kinds = [k for k in runs[0]["kinds"] if k not in FAITHFUL] + ["FRR"]
-    print(f"QC planted-fault benchmark, stage 1, seeds {', '.join(map(str, seeds))}: {runs[0]['n_bases']} base images "
-          f"({size} px) per seed; {sum(r['seconds'] for r in runs):.0f} s in all")
-    print("\n| kind             | " + " | ".join(f"seed {s:>2d}" for s in seeds) + " |   mean |  worst |")
-    print("|------------------|" + "|".join("-" * 9 for _ in seeds) + "|--------|--------|")
+def print_tables(ev: dict, title: str) -> bool:
+    cats = (*CATEGORIES, "all")
+    print(f"\n{title}\n")
+    print("| kind (stage 1 rejected) | " + " | ".join(f"{c:>9s}" for c in cats) + " | lab 2 gates |")
+    print("|---|" + "---:|" * (len(cats) + 1))
+    for kind in (*REJECT_KINDS, "FRR (faithful)"):
+        if kind == "FRR (faithful)":
+            vals, lab = [frr(ev, c) for c in cats], frr(ev, "all", "lab")
+        else:
+            vals, lab = [rate(ev["rej"][kind, c]) for c in cats], rate(ev["lab"][kind, "all"])
+        star = " *" if kind in TARGET_KINDS or kind in NOOPS else ""
+        print(f"| {kind + star:23s} | " + " | ".join(f"{v:9.1%}" for v in vals) + f" | {lab:10.1%} |")
+    kinds = REJECT_KINDS
+    names = [g for g in (*GATE_NAMES, "combiner") if any(ev["auc"].get((g, k, "all")) is not None for k in kinds)]
+    print("\nROC AUC of each gate as a detector of each fault kind against the faithful pairs, all categories:\n")
+    print("| gate           | " + " | ".join(f"{k[:9]:>9s}" for k in kinds) + " |")
+    print("|---|" + "---:|" * len(kinds))
+    for g in names:
+        print(
+            f"| {g:14s} | "
+            + " | ".join(
+                f"{ev['auc'][g, k, 'all']:9.3f}" if ev["auc"].get((g, k, "all")) is not None else f"{'-':>9s}"
+                for k in kinds
+            )
+            + " |"
+        )
+    print("\nper category, the best gate's AUC (and the combiner's) for each kind:\n")
+    print("| kind            | " + " | ".join(f"{c:>16s}" for c in cats) + " |")
+    print("|---|" + "---:|" * len(cats))
     for k in kinds:
-        vals = [rt[k] for rt in rates]
-        worst = max(vals) if k == "FRR" else min(vals)
-        label = "FRR (faithful)" if k == "FRR" else k + (" *" if k in TARGET_KINDS else "")
-        print(f"| {label:16s} | " + " | ".join(f"{v:6.1%} " for v in vals) + f" | {np.mean(vals):6.1%} | {worst:6.1%} |")
-    # old-photo casts are mostly undetectable (a full sepia leaves no colour to compare): show the rest apart
-    rest = [sum(r["cat_kind"]["colour_cast", c][0] for c in CATEGORIES if c != "old_photo")
-            / sum(r["cat_kind"]["colour_cast", c][1] for c in CATEGORIES if c != "old_photo") for r in runs]
-    print(f"| {'colour_cast w/o old_photo':16s} | " + " | ".join(f"{v:6.1%} " for v in rest)
-          + f" | {np.mean(rest):6.1%} | {min(rest):6.1%} |")
-    print("\n(* = target kind; worst = min over seeds, max for FRR)")
-    fr = defaultdict(lambda: [0, 0])
-    for r in runs:
-        for c, (a, n) in r["cat_frr"].items():
-            fr[c][0] += a
-            fr[c][1] += n
-    print("stage-1 false rejection per category, all seeds: " + ", ".join(f"{c} {a}/{n}" for c, (a, n) in sorted(fr.items())))
-    for kind in TARGET_KINDS:
-        per = {c: [sum(r["cat_kind"][kind, c][0] for r in runs), sum(r["cat_kind"][kind, c][1] for r in runs)] for c in CATEGORIES}
-        print(f"stage-1 {kind} rejected per category, all seeds: " + ", ".join(f"{c} {a}/{n}" for c, (a, n) in per.items()))
-    met = [target_met(rt) for rt in rates]
-    print(f"stage-1 target (>= 90% of {', '.join(TARGET_KINDS)} rejected at <= 5% false rejection): "
-          f"met on {sum(met)} of {len(met)} seeds" + (f" (not on {', '.join(str(s) for s, m in zip(seeds, met) if not m)})" if not all(met) else ""))
+        cells = []
+        for c in cats:
+            best = max(
+                ((ev["auc"][g, k, c], g) for g in GATE_NAMES if ev["auc"].get((g, k, c)) is not None), default=None
+            )
+            comb = ev["auc"].get(("combiner", k, c))
+            cells.append(
+                (f"{best[0]:.3f} {best[1][:8]}" if best else "-") + (f"/{comb:.2f}" if comb is not None else "")
+            )
+        print(f"| {k:15s} | " + " | ".join(f"{x:>16s}" for x in cells) + " |")
+    print("\nfaithful pairs rejected by each gate (count of accepted pairs per category):\n")
+    by_gate = ev["frr_by_gate"]
+    gates = sorted({g for g, _ in by_gate})
+    print("| gate           | " + " | ".join(f"{c:>9s}" for c in cats) + " |")
+    print("|---|" + "---:|" * len(cats))
+    for g in gates:
+        print(f"| {g:14s} | " + " | ".join(f"{by_gate.get((g, c), 0):9d}" for c in cats) + " |")
+    fails = []
+    for c in CATEGORIES:
+        fails += [f"{k} {c} {rate(ev['rej'][k, c]):.0%}" for k in TARGET_KINDS if rate(ev["rej"][k, c]) < 0.9]
+        fails += [f"{k} {c} {rate(ev['rej'][k, c]):.0%}" for k in NOOPS if rate(ev["rej"][k, c]) < 1.0]
+        fails += [f"FRR {c} {frr(ev, c):.1%}" for _ in [0] if frr(ev, c) > 0.05]
+    print("\n(* = target kind: >= 90% rejected, no-ops 100%; FRR <= 5%; in every category)")
+    print("targets: " + ("MET in every category" if not fails else "NOT MET: " + ", ".join(fails)))
+    return not fails
+
+
+def write_page(rows: list[dict], config, path: str, title: str) -> None:
+    """The QC summary page (report.render_html) for the held-out pairs, with the ROC curves."""
+    from ggt_datasets.qc.report import make_report, roc_curves, write_html
+
+    results = [
+        {
+            "id": r["id"],
+            "split": "heldout",
+            "category": r["category"],
+            "scores": r["scores"],
+            "reasons": metric_reasons(r["scores"], r["category"], config),
+            "stage_pass": {},
+        }
+        for r in rows
+    ]
+    for res in results:
+        res["decision"] = "reject" if res["reasons"] else "accept"
+        res["stage_pass"]["metric"] = not res["reasons"]
+    report = make_report(results, [title], config)
+    report["roc"] = roc_curves(
+        [r["scores"] for r in rows], [r["label"] == "reject" for r in rows], [r["category"] for r in rows], config
+    )
+    write_html(report, path)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--per-photo", type=int, default=8, help="crops per photo (9 photos)")
-    ap.add_argument("--size", type=int, default=384, help="short side of each base image")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--seeds", help="several seeds, e.g. 4-9 or 4,5,7: per-kind mean and worst over them (stage 1 only)")
-    ap.add_argument("--jobs", type=int, default=0, help="with --seeds: processes (default: CPU count, at most one per seed)")
-    ap.add_argument("--config", help="thresholds YAML (default: the shipped defaults)")
-    ap.add_argument("--dump", help="write every pair's scores as JSON lines here (for tuning thresholds)")
-    ap.add_argument("--judge", choices=("none", "fake"), default="none", help="stage 2 with the fake API server's judge")
+    ap.add_argument("--per-photo", type=int, default=3, help="crops per photo (each degraded once per category)")
+    ap.add_argument("--size", type=int, default=192, help="short side of each crop")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for the scores")
+    ap.add_argument("--config", help="thresholds YAML to evaluate (default: the shipped defaults)")
+    ap.add_argument("--html", help="write the QC summary page of the held-out split (with ROC curves) here")
+    ap.add_argument("--json", help="write the held-out rates and AUCs here")
+    ap.add_argument(
+        "--calibrate",
+        metavar="DIR",
+        help="write the fitting split here as a labelled raw layout and "
+        "fit thresholds on it with `ggt qc calibrate` (see --out)",
+    )
+    ap.add_argument(
+        "--out",
+        default=str(Path(__file__).parents[1] / "ggt_datasets/qc/default_thresholds.yaml"),
+        help="with --calibrate: the thresholds file to write (default: the shipped defaults)",
+    )
+    ap.add_argument("--target-false-reject", type=float, default=0.03)
+    ap.add_argument("--min-count", type=int, default=30)
     args = ap.parse_args()
-    if not args.seeds:
-        print_single(run_seed(args.seed, args.per_photo, args.size, args.config, args.dump, args.judge), args.size)
-        return
-    if args.judge != "none":
-        ap.error("--seeds runs stage 1 only (no --judge)")
-    seeds = parse_seeds(args.seeds)
-    dumps = [f"{args.dump}.seed{s}" if args.dump else None for s in seeds]
-    jobs = min(len(seeds), args.jobs or os.cpu_count() or 1)
-    call = [(s, args.per_photo, args.size, args.config, d) for s, d in zip(seeds, dumps)]
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            runs = list(pool.map(_run_seed_args, call))
-    else:
-        runs = [run_seed(*c) for c in call]
-    print_multi(runs, args.size)
+    fit, held = SPLITS["fit"], SPLITS["heldout"]
+    if args.calibrate:
+        from ggt_datasets.qc.calibrate import calibrate_folders, format_table
 
-
-def _run_seed_args(args: tuple) -> dict:
-    return run_seed(*args)
+        t0 = time.perf_counter()
+        n = write_planted(Path(args.calibrate), args.per_photo, args.size)
+        command = (
+            f"python benchmarks/qc_faults.py --calibrate DIR --per-photo {args.per_photo} --size {args.size} "
+            f"--target-false-reject {args.target_false_reject:g} --min-count {args.min_count}"
+        )
+        header = [
+            "QC thresholds for `ggt qc`, produced (not typed) by:",
+            f"  {command}",
+            f"which writes the planted fitting split ({n} pairs: photos {', '.join(fit.photos)}; pipelines "
+            f"{', '.join(fit.pipelines)}; seed {fit.seed}) and runs `ggt qc calibrate DIR --target-false-reject "
+            f"{args.target_false_reject:g} --min-count {args.min_count}` on it.",
+            f"Held-out check: python benchmarks/qc_faults.py (photos {', '.join(held.photos)}; pipeline "
+            f"{', '.join(held.pipelines)}; seed {held.seed}).",
+            "Your own generator: review pairs (`ggt review`), then `ggt qc calibrate RUN --out my.yaml`.",
+        ]
+        cal = calibrate_folders(
+            [args.calibrate], args.out, args.target_false_reject, args.min_count, header=header, workers=args.jobs
+        )
+        print(format_table(cal))
+        print(
+            f"\n{n} planted pairs in {args.calibrate}; thresholds written to {args.out} "
+            f"({time.perf_counter() - t0:.0f} s)"
+        )
+        args.config = args.out
+    config = load_config(args.config)
+    t0 = time.perf_counter()
+    rows = score_split("heldout", args.per_photo, args.size, args.jobs)
+    ev = evaluate(rows, config)
+    title = (
+        f"Held-out split: {len(rows)} pairs, photos {', '.join(held.photos)}, pipeline {', '.join(held.pipelines)}, "
+        f"seed {held.seed}, {args.size} px, {args.per_photo} crops per photo; "
+        f"thresholds {args.config or 'shipped defaults'} "
+        f"(fitted on photos {', '.join(fit.photos)}, pipelines {', '.join(fit.pipelines)}, seed {fit.seed}); "
+        f"scored in {time.perf_counter() - t0:.0f} s"
+    )
+    met = print_tables(ev, title)
+    if args.html:
+        write_page(rows, config, args.html, title)
+        print(f"summary page with ROC curves: {args.html}")
+    if args.json:
+        out = {
+            "title": title,
+            "met": met,
+            "rejected": {f"{k}/{c}": rate(v) for (k, c), v in ev["rej"].items()},
+            "frr": {c: frr(ev, c) for c in (*CATEGORIES, "all")},
+            "auc": {f"{g}/{k}/{c}": v for (g, k, c), v in ev["auc"].items()},
+        }
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    sys.exit(0)
 
 
 if __name__ == "__main__":

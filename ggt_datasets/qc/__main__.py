@@ -14,7 +14,9 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     from ggt_datasets.qc.cli import add_qc_arguments, run_qc_command
 
-    parser = argparse.ArgumentParser(prog="python -m ggt_datasets.qc", description="QC of GGT pairs (one part per process).")
+    parser = argparse.ArgumentParser(
+        prog="python -m ggt_datasets.qc", description="QC of GGT pairs (one part per process)."
+    )
     add_qc_arguments(parser)
     args = parser.parse_args(argv)
     rank, world, barrier = 0, 1, None

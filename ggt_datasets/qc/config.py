@@ -1,15 +1,14 @@
 """QC configuration: gate thresholds (per category where it matters) and VLM judge limits.
 
-The defaults live in `default_thresholds.yaml` next to this file; a user file passed with
-`--config` overrides only the keys it names.
+The defaults live in `default_thresholds.yaml` next to this file (written by `ggt qc calibrate`);
+a user file passed with `--config` overrides only the keys it names (a calibrated file names
+every gate of every category, so none of the defaults' per-category values leak into it).
 
 Example:
     >>> from ggt_datasets.qc.config import load_config
     >>> cfg = load_config()
-    >>> cfg.threshold("structure_ssim", "mixed"), cfg.threshold("structure_ssim", "rain")
-    (0.3, 0.18)
-    >>> cfg.threshold("lowfreq_corr", "haze") is None  # off for haze
-    True
+    >>> cfg.threshold("geometry_error", "rain")
+    0.01
 """
 
 from __future__ import annotations
@@ -47,7 +46,9 @@ class VLMThresholds:
         self.reject_flags = tuple(self.reject_flags)
         unknown = set(self.reject_flags) - set(FLAGS)
         if unknown:
-            raise ValueError(f"vlm.reject_flags: unknown flag(s) {sorted(unknown)}; expected some of {', '.join(FLAGS)}")
+            raise ValueError(
+                f"vlm.reject_flags: unknown flag(s) {sorted(unknown)}; expected some of {', '.join(FLAGS)}"
+            )
 
 
 @dataclass
@@ -59,21 +60,34 @@ class QCConfig:
     scales: tuple[float, ...] = (1,)
     nr_metric: str | None = "niqe"
     vlm: VLMThresholds = field(default_factory=VLMThresholds)
+    combiner: Any = None  # a qc.combiner.Combiner (or its dict from the YAML); None = no reject probability
     source: str = str(DEFAULT_CONFIG_FILE)  # where it was read from, for error messages
 
     def __post_init__(self) -> None:
         if isinstance(self.scales, (int, float)):
             self.scales = (self.scales,)
-        if not self.scales or any(isinstance(s, bool) or not isinstance(s, (int, float)) or s <= 0 for s in self.scales):
+        if not self.scales or any(
+            isinstance(s, bool) or not isinstance(s, (int, float)) or s <= 0 for s in self.scales
+        ):
             raise ValueError(f"{self.source}: scales must be positive numbers (HQ size / LQ size), got {self.scales!r}")
         self.scales = tuple(self.scales)
         _check_gate_table(self.gates, f"{self.source}: gates")
         for cat, table in self.categories.items():
             if cat not in schema.CATEGORIES:
-                raise ValueError(f"{self.source}: categories: unknown category {cat!r}; expected one of {', '.join(schema.CATEGORIES)}")
+                raise ValueError(
+                    f"{self.source}: categories: unknown category {cat!r}; "
+                    f"expected one of {', '.join(schema.CATEGORIES)}"
+                )
             _check_gate_table(table or {}, f"{self.source}: categories.{cat}")
         if isinstance(self.vlm, dict):
             self.vlm = VLMThresholds(**self.vlm)
+        if isinstance(self.combiner, dict):
+            from ggt_datasets.qc.combiner import Combiner
+
+            try:
+                self.combiner = Combiner(**self.combiner)
+            except TypeError as err:
+                raise ValueError(f"{self.source}: combiner: {err}") from None
 
     def threshold(self, gate: str, category: str) -> float | None:
         """The threshold of `gate` for `category` (a category override wins); None = gate off."""
@@ -81,9 +95,14 @@ class QCConfig:
         return table[gate] if gate in table else self.gates.get(gate)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"gates": dict(self.gates), "categories": {k: dict(v) for k, v in self.categories.items()},
-                "scales": list(self.scales), "nr_metric": self.nr_metric,
-                "vlm": {**self.vlm.__dict__, "reject_flags": list(self.vlm.reject_flags)}}
+        return {
+            "gates": dict(self.gates),
+            "categories": {k: dict(v) for k, v in self.categories.items()},
+            "scales": list(self.scales),
+            "nr_metric": self.nr_metric,
+            "vlm": {**self.vlm.__dict__, "reject_flags": list(self.vlm.reject_flags)},
+            "combiner": self.combiner.as_dict() if self.combiner is not None else None,
+        }
 
 
 def _check_gate_table(table: dict[str, Any], where: str) -> None:
@@ -106,7 +125,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-_KEYS = ("gates", "categories", "scales", "nr_metric", "vlm")
+_KEYS = ("gates", "categories", "scales", "nr_metric", "vlm", "combiner")
 
 
 def load_config(path: str | os.PathLike | None = None) -> QCConfig:

@@ -8,7 +8,7 @@ the HQ brought to the LQ's size (area interpolation) with the LQ:
 | score            | better | what it measures                                                        |
 | ---------------- | ------ | ----------------------------------------------------------------------- |
 | geometry_error   | lower  | relative size error of HQ against LQ x an allowed scale (config scales) |
-| structure_ssim   | higher | Gaussian SSIM (11x11, sigma 1.5, range 255) of BT.601 luma at LQ size    |
+| structure_ssim   | higher | metrics.fidelity.ssim (BasicSR: 11x11, sigma 1.5, valid) of luma, LQ size |
 | chroma_drift     | lower  | mean CIELAB |(a,b)_HQ - (a,b)_LQ| / 100 after a low-pass (short side 32) |
 | hue_shift        | lower  | mean |c_LQ| sin(angle(c_LQ, c_HQ)), c = rgb - mean(rgb), short side 32   |
 | wb_shift         | lower  | max |k_c - mean k| of LQ_c = g HQ_c + k_c (one gain g), short side 32    |
@@ -21,6 +21,7 @@ the HQ brought to the LQ's size (area interpolation) with the LQ:
 | shift_pct        | lower  | global translation (phase correlation), % of the short side              |
 | zoom_pct         | lower  | |scale - 1| x 100 fitted to per-tile shifts (rescale / crop)             |
 | misalign_pct     | lower  | 2nd-largest per-tile shift left after global shift and zoom removed, %   |
+| restore_change   | higher | RMS (0-255, blurred) of HQ - f(LQ), f the best local linear filter of LQ |
 | nr_gain          | higher | NR-IQA(HQ) - NR-IQA(LQ), sign so that higher = HQ better (pyiqa, opt.)   |
 
 Example:
@@ -71,13 +72,16 @@ GATES: tuple[Gate, ...] = (
     Gate("shift_pct", False, "global translation, % of the short side"),
     Gate("zoom_pct", False, "rescale / crop: |scale - 1| in %"),
     Gate("misalign_pct", False, "largest local shift after global shift and zoom, % of the short side"),
+    Gate("restore_change", True, "change from the LQ that no filter of the LQ explains (did it restore anything)"),
     Gate("nr_gain", True, "NR-IQA score of HQ minus that of LQ (higher = HQ better)"),
 )
 GATE_NAMES: tuple[str, ...] = tuple(g.name for g in GATES)
 GATES_BY_NAME: dict[str, Gate] = {g.name: g for g in GATES}
 
 
-def geometry_error(lq_size: tuple[int, int], hq_size: tuple[int, int], scales: tuple[float, ...] = (1,)) -> tuple[float, float]:
+def geometry_error(
+    lq_size: tuple[int, int], hq_size: tuple[int, int], scales: tuple[float, ...] = (1,)
+) -> tuple[float, float]:
     """(relative error, best scale) of an HQ of hq_size=(w, h) against LQ (w, h) x each scale.
 
     0.0 means the HQ is exactly s times the LQ for an allowed s (up to rounding to pixels).
@@ -99,25 +103,29 @@ def to_lq_size(hq: np.ndarray, lq_shape: tuple[int, ...]) -> np.ndarray:
 
 def luma(img: np.ndarray) -> np.ndarray:
     """BT.601 luma of a uint8 RGB image, float32 in [0, 255]."""
-    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32) if img.dtype == np.uint8 else (
-        img @ np.array([0.299, 0.587, 0.114], np.float32))
+    return (
+        cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        if img.dtype == np.uint8
+        else (img @ np.array([0.299, 0.587, 0.114], np.float32))
+    )
 
 
 def ssim_gray(a: np.ndarray, b: np.ndarray) -> float:
-    """Gaussian SSIM (11x11 window, sigma 1.5, K1 0.01, K2 0.03, range 255), mean over the map.
+    """SSIM of two grayscale images through the metrics module (one SSIM in the project).
 
-    Same constants as Wang et al. 2004 and BasicSR; borders reflected (not cropped).
+    `ggt_datasets.metrics.fidelity.ssim` with its BasicSR settings named here: 11x11 Gaussian
+    window (SSIM_WINDOW), sigma 1.5 (SSIM_SIGMA), valid region, crop_border=0, a 1-channel input
+    is its own Y (test_y_channel=False), levels quantised (quantize=True: uint8 levels as given).
     """
-    a, b = a.astype(np.float32), b.astype(np.float32)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    blur = lambda x: cv2.GaussianBlur(x, (11, 11), 1.5)
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a * mu_a
-    var_b = blur(b * b) - mu_b * mu_b
-    cov = blur(a * b) - mu_a * mu_b
-    num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
-    den = (mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2)
-    return float(np.mean(num / den))
+    from ggt_datasets._optional import require
+
+    torch = require("torch", "metrics")  # the metrics module's SSIM is torch-batched
+    from ggt_datasets.metrics.fidelity import ssim
+
+    ta, tb = (
+        torch.from_numpy(np.ascontiguousarray(np.clip(np.rint(x), 0, 255).astype(np.uint8)))[None, None] for x in (a, b)
+    )
+    return float(ssim(ta, tb, crop_border=0, test_y_channel=False, quantize=True)[0])
 
 
 def _shrink(img: np.ndarray, short: int) -> np.ndarray:
@@ -319,6 +327,7 @@ def detail_gain(lq_gray: np.ndarray, hq_gray: np.ndarray) -> float:
     restorer wipes out. A faithful restoration keeps or adds it (noise in the LQ adds some too,
     so rain / snow LQs set a lower bar; see the per-category thresholds).
     """
+
     def energy(y: np.ndarray) -> float:
         y = y.astype(np.float32)
         return float(np.sqrt(np.mean((cv2.GaussianBlur(y, (0, 0), 1.0) - cv2.GaussianBlur(y, (0, 0), 2.0)) ** 2)))
@@ -326,7 +335,9 @@ def detail_gain(lq_gray: np.ndarray, hq_gray: np.ndarray) -> float:
     return float(np.log((energy(hq_gray) + 1e-3) / (energy(lq_gray) + 1e-3)))
 
 
-def tile_shifts(lq_gray: np.ndarray, hq_gray: np.ndarray, grid: int = 4, min_response: float = 0.08) -> dict[str, float]:
+def tile_shifts(
+    lq_gray: np.ndarray, hq_gray: np.ndarray, grid: int = 4, min_response: float = 0.08
+) -> dict[str, float]:
     """Global shift, zoom and largest local misalignment from phase correlation on tiles.
 
     Both lumas are shrunk to WORK_SIZE and lightly blurred (noise), then each of grid x grid tiles
@@ -389,6 +400,50 @@ def _fit_shift_zoom(p: np.ndarray, s: np.ndarray, wt: np.ndarray) -> tuple[np.nd
     return np.array([tx, ty]), float(z)
 
 
+RESTORE_WORK = 384  # restore_change works on images whose short side is at most this
+
+
+def _filter_features(x: np.ndarray) -> np.ndarray:
+    """Per-pixel features whose linear span holds identity, blur, resize, unsharp mask and exposure."""
+    shifts = [np.roll(np.roll(x, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    blurs = [cv2.GaussianBlur(x, (0, 0), s) for s in (1.0, 2.0, 4.0)]
+    return np.stack([*shifts, *blurs, x * x / 255.0, np.ones_like(x)], -1)
+
+
+def restore_change(lq: np.ndarray, hq: np.ndarray, sigma: float = 2.0) -> float:
+    """How much of the HQ's difference from the LQ is more than a filtered copy of the LQ.
+
+    Per channel, HQ ~ f(LQ) is fitted by least squares, f spanning a 3x3 neighbourhood, Gaussian
+    blurs (sigma 1, 2, 4), the square (a mild tone curve) and a constant: what a copy of the LQ
+    that was re-encoded, resized, sharpened or re-exposed looks like. The residual HQ - f(LQ) is
+    blurred (sigma px: JPEG and noise differences average out; removed streaks, veils, noise
+    texture and recovered detail do not) and its RMS on the 0-255 scale is the score. About 0
+    for an unchanged LQ; a restoration that removed a degradation is well above. Clipped pixels
+    (0 or 255 in the LQ, <= 1 or >= 254 in the HQ, and a 1 px margin around them) are left out;
+    with fewer than 20% of the pixels left, the score is the RMS of the blurred HQ - LQ itself.
+    Both images are area-shrunk to RESTORE_WORK px short side first.
+    """
+    if min(lq.shape[:2]) > RESTORE_WORK:
+        lq, hq = _shrink(lq, RESTORE_WORK), _shrink(hq, RESTORE_WORK)
+    a, b = lq.astype(np.float32), hq.astype(np.float32)
+    keep = ((a > 0) & (a < 255) & (b > 1) & (b < 254)).all(-1)
+    keep[:3], keep[-3:], keep[:, :3], keep[:, -3:] = False, False, False, False
+    if keep.sum() < 0.2 * keep.size:  # mostly black or clipped: no fit, the plain blurred difference
+        d = cv2.GaussianBlur(b - a, (0, 0), sigma)
+        return float(np.sqrt(np.mean(d[3:-3, 3:-3] ** 2)))
+    resid = np.zeros(a.shape, np.float32)
+    for c in range(3):
+        feats = _filter_features(a[..., c])
+        f, y = feats[keep].astype(np.float64), b[..., c][keep].astype(np.float64)
+        gram = f.T @ f
+        coef = np.linalg.solve(gram + 1e-6 * np.trace(gram) / len(gram) * np.eye(len(gram)), f.T @ y)
+        resid[..., c] = feats @ coef.astype(np.float32) - b[..., c]
+    resid[~keep] = 0.0
+    keep &= cv2.dilate((~keep).astype(np.uint8), np.ones((3, 3), np.uint8)) == 0
+    r = cv2.GaussianBlur(resid, (0, 0), sigma)
+    return float(np.sqrt(np.mean(r[keep] ** 2)))
+
+
 def metric_scores(lq: np.ndarray, hq: np.ndarray, scales: tuple[float, ...] = (1,)) -> dict[str, float]:
     """Every weight-free stage-1 score of one pair (uint8 RGB arrays); nr_gain is added elsewhere."""
     err, _ = geometry_error((lq.shape[1], lq.shape[0]), (hq.shape[1], hq.shape[0]), scales)
@@ -406,6 +461,7 @@ def metric_scores(lq: np.ndarray, hq: np.ndarray, scales: tuple[float, ...] = (1
         "lowfreq_corr": lowfreq_corr(lq_y, hq_y),
         "detail_gain": detail_gain(lq_y, hq_y),
         "local_corr": local_corr(lq_y, hq_y),
+        "restore_change": restore_change(lq, hq_small),
     }
     scores.update(tile_shifts(lq_y, hq_y))
-    return {k: round(float(v), 6) for k, v in scores.items()}
+    return {k: (None if v is None else round(float(v), 6)) for k, v in scores.items()}

@@ -49,12 +49,20 @@ class JudgeCache:
         self.path = Path(folder) / CACHE_FILE
         self.db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, verdict TEXT NOT NULL, created_at REAL)")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, verdict TEXT NOT NULL, created_at REAL)"
+        )
 
     @staticmethod
     def key(vlm: VLM, criteria: str, lq: bytes, hq: bytes) -> str:
         h = hashlib.sha256()
-        for part in (vlm.name.encode(), vlm.model.encode(), criteria.encode(), hashlib.sha256(lq).digest(), hashlib.sha256(hq).digest()):
+        for part in (
+            vlm.name.encode(),
+            vlm.model.encode(),
+            criteria.encode(),
+            hashlib.sha256(lq).digest(),
+            hashlib.sha256(hq).digest(),
+        ):
             h.update(len(part).to_bytes(8, "little") + part)
         return h.hexdigest()
 
@@ -76,12 +84,18 @@ def verdict_dict(result: JudgeResult) -> dict[str, Any]:
     kept as written (lower case) and counts as a violation in vlm_reasons.
     """
     flags = sorted({str(f).strip().lower() for f in result.flags if str(f).strip()})
-    return {"vlm_d": float(result.degradation_removal), "vlm_f": float(result.fidelity),
-            "vlm_score": round(result.score, 4), "vlm_flags": flags, "vlm_rationale": result.rationale}
+    return {
+        "vlm_d": float(result.degradation_removal),
+        "vlm_f": float(result.fidelity),
+        "vlm_score": round(result.score, 4),
+        "vlm_flags": flags,
+        "vlm_rationale": result.rationale,
+    }
 
 
-def judge_pair(vlm: VLM, lq: bytes, hq: bytes, category: str, cache: JudgeCache | None,
-               criteria: dict[str, str] | None = None) -> dict[str, Any]:
+def judge_pair(
+    vlm: VLM, lq: bytes, hq: bytes, category: str, cache: JudgeCache | None, criteria: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Judge one pair (from the cache when it was judged before with the same everything)."""
     text = (criteria or load_criteria())[schema.check_category(category)]
     key = JudgeCache.key(vlm, text, lq, hq) if cache is not None else ""
@@ -96,7 +110,11 @@ def judge_pair(vlm: VLM, lq: bytes, hq: bytes, category: str, cache: JudgeCache 
 def vlm_reasons(verdict: dict[str, Any], limits: VLMThresholds) -> list[str]:
     """Why a verdict fails stage 2 (empty when it passes)."""
     reasons = []
-    for key, name, floor in (("vlm_d", "D", limits.min_d), ("vlm_f", "F", limits.min_f), ("vlm_score", "sqrt(D*F)", limits.min_score)):
+    for key, name, floor in (
+        ("vlm_d", "D", limits.min_d),
+        ("vlm_f", "F", limits.min_f),
+        ("vlm_score", "sqrt(D*F)", limits.min_score),
+    ):
         if verdict[key] < floor:
             reasons.append(f"vlm {name} {verdict[key]:.0f} < {floor:g}")
     reasons += [f"vlm flag {f}" for f in verdict.get("vlm_flags", []) if f in limits.reject_flags]

@@ -61,6 +61,8 @@ def make_nr_scorer(metric: str | None, device: str | None = None) -> tuple[NRSco
         return None, "nr_gain skipped: pyiqa is not installed (pip install 'ggt-datasets[metrics]')"
     missing = missing_files(metric)
     if missing:
-        return None, (f"nr_gain skipped: {metric} needs {', '.join(missing)} in {weights_dir()}; "
-                      f"run `ggt weights download {metric}` (with network) or `ggt weights import DIR`")
+        return None, (
+            f"nr_gain skipped: {metric} needs {', '.join(missing)} in {weights_dir()}; "
+            f"run `ggt weights download {metric}` (with network) or `ggt weights import DIR`"
+        )
     return NRScorer(metric, device), ""

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ggt_datasets.atomic import atomic_write_jsonl
 from ggt_datasets.images import ImageError, load_rgb
 from ggt_datasets.qc.config import QCConfig, load_config
 from ggt_datasets.qc.gates import GATES, GATES_BY_NAME, metric_scores
@@ -75,9 +75,22 @@ def load_items(folder: str | os.PathLike) -> tuple[list[QCItem], str]:
         for r in rows:
             lq = Path(r["src_path"])
             lq = lq if lq.is_absolute() else folder / lq
-            qc = {"decision": r.get("qc_decision"), "scores": r.get("qc_scores") or {}, "reasons": r.get("qc_reasons") or []}
-            items.append(QCItem(r["id"], r.get("split") or "train", r["category"], lq,
-                                folder / r["hq_path"] if r.get("hq_path") else None, qc if qc["decision"] else {}, r.get("review") or ""))
+            qc = {
+                "decision": r.get("qc_decision"),
+                "scores": r.get("qc_scores") or {},
+                "reasons": r.get("qc_reasons") or [],
+            }
+            items.append(
+                QCItem(
+                    r["id"],
+                    r.get("split") or "train",
+                    r["category"],
+                    lq,
+                    folder / r["hq_path"] if r.get("hq_path") else None,
+                    qc if qc["decision"] else {},
+                    r.get("review") or "",
+                )
+            )
         return items, "run"
     pairs, _problems = scan_raw(folder)
     qc, reviews = read_qc(folder), read_reviews(folder)
@@ -98,16 +111,40 @@ def metric_reasons(scores: dict[str, float | None], category: str, config: QCCon
     return reasons
 
 
+def combine(result: dict[str, Any], config: QCConfig) -> None:
+    """Add the combiner's reject probability (and, when it decides, its reason) to a metric result."""
+    if config.combiner is None:
+        return
+    p = config.combiner.probability(result["scores"], result["category"])
+    result["reject_probability"] = round(p, 6)
+    result["reasons"] = [r for r in result["reasons"] if not r.startswith("combiner ")]
+    if config.combiner.decide and p >= config.combiner.threshold:
+        result["reasons"].append(f"combiner p={p:.3f} >= {config.combiner.threshold:g}")
+    result["stage_pass"]["metric"] = not [r for r in result["reasons"] if _stage_of(r) == "metric"]
+
+
 def failed_gates(reasons: Iterable[str]) -> list[str]:
     """Gate names (or 'vlm ...' reasons) out of reason strings."""
     return [r.split(" ")[0] if r.split(" ")[0] in GATES_BY_NAME else r for r in reasons]
 
 
-def check_pair(item: QCItem, config: QCConfig, stages: tuple[str, ...], vlm: Any = None,
-               cache: Any = None, criteria: dict[str, str] | None = None) -> dict[str, Any]:
+def check_pair(
+    item: QCItem,
+    config: QCConfig,
+    stages: tuple[str, ...],
+    vlm: Any = None,
+    cache: Any = None,
+    criteria: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Scores, reasons and decision of one pair through the requested stages."""
-    result: dict[str, Any] = {"id": item.id, "split": item.split, "category": item.category, "scores": {},
-                              "reasons": [], "stage_pass": {}}
+    result: dict[str, Any] = {
+        "id": item.id,
+        "split": item.split,
+        "category": item.category,
+        "scores": {},
+        "reasons": [],
+        "stage_pass": {},
+    }
     try:
         if item.hq is None:
             raise ImageError(f"{item.lq}: no HQ with the same name")
@@ -121,6 +158,7 @@ def check_pair(item: QCItem, config: QCConfig, stages: tuple[str, ...], vlm: Any
         result["scores"].update(scores)
         result["reasons"] += reasons
         result["stage_pass"]["metric"] = not reasons
+        combine(result, config)
     if "vlm" in stages and vlm is not None:
         if result["stage_pass"].get("metric", True):
             from ggt_datasets.qc.judge import judge_pair, vlm_reasons
@@ -138,9 +176,16 @@ def check_pair(item: QCItem, config: QCConfig, stages: tuple[str, ...], vlm: Any
     return result
 
 
-def run_qc(folder: str | os.PathLike, stages: Iterable[str] = ("metric",), config: QCConfig | None = None,
-           vlm: Any = None, rank: int = 0, world: int = 1, workers: int | None = None,
-           progress: bool = True) -> tuple[list[dict[str, Any]], list[str]]:
+def run_qc(
+    folder: str | os.PathLike,
+    stages: Iterable[str] = ("metric",),
+    config: QCConfig | None = None,
+    vlm: Any = None,
+    rank: int = 0,
+    world: int = 1,
+    workers: int | None = None,
+    progress: bool = True,
+) -> tuple[list[dict[str, Any]], list[str]]:
     """QC every pair of `folder` (those with index % world == rank): (results, notes)."""
     stages = tuple(stages)
     unknown = set(stages) - set(STAGES)
@@ -185,7 +230,9 @@ def run_qc(folder: str | os.PathLike, stages: Iterable[str] = ("metric",), confi
     if nr is not None or "vlm" in stages:
         cache = JudgeCache(folder) if "vlm" in stages else None
         try:
-            for res, item in zip(tqdm(results, desc="ggt qc (nr/vlm)", unit="pair", disable=not progress), mine):
+            for res, item in zip(
+                tqdm(results, desc="ggt qc (nr/vlm)", unit="pair", disable=not progress), mine, strict=False
+            ):
                 if res["reasons"][:1] and res["reasons"][0].startswith("unreadable"):
                     continue
                 if nr is not None:
@@ -196,7 +243,7 @@ def run_qc(folder: str | os.PathLike, stages: Iterable[str] = ("metric",), confi
         finally:
             if cache is not None:
                 cache.close()
-    for res, item in zip(results, mine):
+    for res, item in zip(results, mine, strict=False):
         carry_over(res, item.qc, stages)
     return results, notes
 
@@ -234,7 +281,8 @@ def _add_nr(result: dict[str, Any], item: QCItem, nr: Any, config: QCConfig) -> 
     result["scores"]["nr_gain"] = round(nr.gain(lq, to_lq_size(hq, lq.shape)), 6)
     extra = [r for r in metric_reasons(result["scores"], item.category, config) if r.startswith("nr_gain")]
     result["reasons"] += extra
-    if extra:
+    combine(result, config)
+    if extra or not result["stage_pass"]["metric"]:
         result["stage_pass"]["metric"] = False
         result["decision"] = "reject"
 
@@ -259,17 +307,13 @@ def part_path(folder: str | os.PathLike, rank: int, world: int) -> Path:
     return Path(folder) / ".qc_parts" / f"part-{rank:05d}-of-{world:05d}.jsonl"
 
 
-def write_part(folder: str | os.PathLike, rank: int, world: int, results: list[dict[str, Any]], notes: list[str]) -> Path:
+def write_part(
+    folder: str | os.PathLike, rank: int, world: int, results: list[dict[str, Any]], notes: list[str]
+) -> Path:
     """Write one process's results (fsynced) for the main process to merge."""
     path = part_path(folder, rank, world)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps({"notes": notes}) + "\n")
-        f.writelines(json.dumps(r) + "\n" for r in results)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_jsonl(path, [{"notes": notes}, *results])
     return path
 
 
@@ -310,11 +354,16 @@ def write_results(folder: str | os.PathLike, results: list[dict[str, Any]]) -> N
             for r in results:
                 ledger.set_qc(r["id"], r["decision"], r["scores"], r["reasons"])
         return
-    keep = ("id", "split", "category", "decision", "scores", "reasons", "flags", "rationale", "stage_pass")
-    tmp = folder / (QC_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in results:
-            f.write(json.dumps({k: r[k] for k in keep if k in r}) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, folder / QC_FILE)
+    keep = (
+        "id",
+        "split",
+        "category",
+        "decision",
+        "scores",
+        "reasons",
+        "reject_probability",
+        "flags",
+        "rationale",
+        "stage_pass",
+    )
+    atomic_write_jsonl(folder / QC_FILE, [{k: r[k] for k in keep if k in r} for r in results])

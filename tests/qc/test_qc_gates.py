@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
-from conftest import real_photo
+import yaml
 
+from conftest import real_photo
 from ggt_datasets.degrade import degrade
-from ggt_datasets.qc.config import load_config
-from ggt_datasets.qc.faults import FAULTS, faithful_variant
+from ggt_datasets.qc.config import QCConfig, load_config
 from ggt_datasets.qc.gates import metric_scores
 from ggt_datasets.qc.nr import make_nr_scorer
 from ggt_datasets.qc.pipeline import metric_reasons
+from ggt_datasets.testing.qc_faults import FAULTS, faithful_variant
 
-CONFIG = load_config()
+REFERENCE = Path(__file__).with_name("reference_thresholds.yaml")
+CONFIG = QCConfig(
+    **yaml.safe_load(REFERENCE.read_text()), source=str(REFERENCE)
+)  # fixed thresholds, not the fitted defaults
 
 
 def failed(lq: np.ndarray, hq: np.ndarray, category: str) -> set[str]:
@@ -26,7 +32,11 @@ def pairs() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """(category, clean photo, LQ, another photo) for three real photos."""
     rng = np.random.default_rng(3)
     out = []
-    for name, other, cat in (("astronaut", "coffee", "mixed"), ("coffee", "chelsea", "rain"), ("chelsea", "astronaut", "snow")):
+    for name, other, cat in (
+        ("astronaut", "coffee", "mixed"),
+        ("coffee", "chelsea", "rain"),
+        ("chelsea", "astronaut", "snow"),
+    ):
         clean = real_photo(name, 288)
         out.append((cat, clean, degrade(clean, cat, rng), real_photo(other, 288)))
     return out
@@ -41,7 +51,12 @@ def test_faithful_targets_pass_every_gate(pairs):
 
 @pytest.mark.parametrize(
     "fault, gate",
-    [("shift", "shift_pct"), ("rescale_crop", "zoom_pct"), ("colour_cast", "hue_shift"), ("replaced_scene", "lowfreq_corr")],
+    [
+        ("shift", "shift_pct"),
+        ("rescale_crop", "zoom_pct"),
+        ("colour_cast", "hue_shift"),
+        ("replaced_scene", "lowfreq_corr"),
+    ],
 )
 def test_fault_fails_its_gate(pairs, fault, gate):
     rng = np.random.default_rng(1)
@@ -93,8 +108,9 @@ def test_user_config_overrides_and_errors(tmp_path):
     good = tmp_path / "qc.yaml"
     good.write_text("gates:\n  structure_ssim: 0.5\ncategories:\n  haze:\n    hue_shift: 0.05\n")
     cfg = load_config(good)
-    assert cfg.threshold("structure_ssim", "mixed") == 0.5
-    assert cfg.threshold("hue_shift", "haze") == 0.05 and cfg.threshold("chroma_drift", "haze") == 0.50
+    assert cfg.gates["structure_ssim"] == 0.5  # the global value (categories that name the gate keep theirs)
+    assert cfg.threshold("hue_shift", "haze") == 0.05
+    assert cfg.threshold("chroma_drift", "haze") == load_config().threshold("chroma_drift", "haze")  # the rest kept
     bad = tmp_path / "bad.yaml"
     bad.write_text("gates:\n  structur_ssim: 0.5\n")
     with pytest.raises(ValueError, match="bad.yaml.*structur_ssim"):
@@ -125,16 +141,17 @@ def test_flat_identical_images_pass_every_gate():
 
 def test_nr_gain_runs_from_the_weights_folder(tmp_path, monkeypatch, photo):
     """The loading path only: a NIQE parameter file made here, so the values are not real scores."""
-    import scipy.io
-
     import pyiqa.utils.download_util as du
+    import scipy.io
 
     monkeypatch.setattr(du, "download_url_to_file", lambda *a, **k: pytest.fail("QC tried to download"))
     rng = np.random.default_rng(0)
     a = rng.normal(size=(36, 36))
     (tmp_path / "pyiqa").mkdir()
-    scipy.io.savemat(tmp_path / "pyiqa/niqe_modelparameters.mat",
-                     {"mu_prisparam": rng.normal(size=(1, 36)), "cov_prisparam": a @ a.T + 36 * np.eye(36)})
+    scipy.io.savemat(
+        tmp_path / "pyiqa/niqe_modelparameters.mat",
+        {"mu_prisparam": rng.normal(size=(1, 36)), "cov_prisparam": a @ a.T + 36 * np.eye(36)},
+    )
     monkeypatch.setenv("GGT_WEIGHTS_DIR", str(tmp_path))
     scorer, note = make_nr_scorer("niqe", device="cpu")
     assert scorer is not None and note == ""

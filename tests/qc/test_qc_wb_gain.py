@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from conftest import real_photo
+import yaml
 
+from conftest import real_photo
 from ggt_datasets.backends.base import JUDGE_FLAGS
 from ggt_datasets.degrade import degrade
-from ggt_datasets.qc.config import FLAGS, load_config
-from ggt_datasets.qc.faults import faithful_variant
+from ggt_datasets.qc.config import FLAGS, QCConfig
 from ggt_datasets.qc.gates import metric_scores, wb_gain
 from ggt_datasets.qc.pipeline import metric_reasons
+from ggt_datasets.testing.qc_faults import faithful_variant
 
-CONFIG = load_config()
+REFERENCE = Path(__file__).with_name("reference_thresholds.yaml")
+CONFIG = QCConfig(
+    **yaml.safe_load(REFERENCE.read_text()), source=str(REFERENCE)
+)  # fixed thresholds, not the fitted defaults
 NAMES = ("astronaut", "coffee", "motorcycle_left")
 
 

@@ -5,7 +5,7 @@ uint8 RGB arrays of the same size and are deterministic for a given `rng`.
 
 Example:
     >>> import numpy as np, skimage.data
-    >>> from ggt_datasets.qc.faults import FAULTS
+    >>> from ggt_datasets.testing.qc_faults import FAULTS
     >>> hq = skimage.data.astronaut()
     >>> bad = FAULTS["shift"](hq, np.random.default_rng(0), other=skimage.data.coffee())
     >>> bad.shape == hq.shape

@@ -1,0 +1,157 @@
+"""Planted QC sets: a fitting split and a held-out split, disjoint in photos, pipelines and seeds.
+
+| split    | photos                                                          | pipelines       | seed |
+| -------- | --------------------------------------------------------------- | --------------- | ---- |
+| fit      | scikit-image: astronaut, chelsea, coffee, rocket, motorcycle L/R | degrade, plain  | 0    |
+| heldout  | matplotlib's grace_hopper + the photos pyiqa ships for its tests | esrgan2         | 1000 |
+
+Every crop of a photo is degraded once per category; each LQ gets these HQ targets (label):
+faithful (accept): the clean crop, `faithful_proc` (light sharpen / denoise + tone), two
+`faithful_gen` (what a generator does, qc_degrade.faithful_generator); unfaithful (reject): each
+fault of qc_faults.FAULTS and each no-op of qc_degrade.NOOPS.
+
+Example:
+    >>> from ggt_datasets.testing.qc_sets import SPLITS
+    >>> set(SPLITS["fit"].photos) & set(SPLITS["heldout"].photos)
+    set()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ggt_datasets.schema import CATEGORIES
+from ggt_datasets.testing.qc_degrade import NOOPS, PIPELINES, faithful_generator
+from ggt_datasets.testing.qc_faults import FAULTS, faithful_variant
+
+FAITHFUL_KINDS = ("faithful", "faithful_proc", "faithful_gen", "faithful_gen2")
+REJECT_KINDS = (*FAULTS, *NOOPS)
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    photos: tuple[str, ...]
+    pipelines: tuple[str, ...]
+    seed: int
+
+
+SPLITS: dict[str, Split] = {
+    "fit": Split(
+        "fit",
+        ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right"),
+        ("degrade", "plain"),
+        0,
+    ),
+    "heldout": Split(
+        "heldout",
+        (
+            "grace_hopper",
+            "pyiqa_SPAQ_10241",
+            "pyiqa_frame_4wrwr48cdk6rbcjl",
+            "pyiqa_frame_7gzdcz9sif0ekg31",
+            "pyiqa_frame_9ogwhvvy7gfj6jzh",
+        ),
+        ("esrgan2",),
+        1000,
+    ),
+}
+
+
+def photo_path(name: str) -> Path:
+    """Where a named photo lives (scikit-image, matplotlib or pyiqa's test images); FileNotFoundError if absent."""
+    if name.startswith("pyiqa_"):
+        import importlib.util
+
+        spec = importlib.util.find_spec("pyiqa")
+        if spec is None or not spec.origin:
+            raise FileNotFoundError(
+                f"{name}: pyiqa is not installed (pip install 'ggt-datasets[metrics]'); "
+                "the held-out split uses the photos its wheel ships"
+            )
+        path = Path(spec.origin).parent.parent / "tests" / "test_efficiency_img_dir" / f"{name[6:]}.jpg"
+    elif name == "grace_hopper":
+        import matplotlib
+
+        path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    else:
+        import skimage.data
+
+        folder = Path(skimage.data.__file__).parent
+        path = next(
+            (folder / f"{name}{e}" for e in (".png", ".jpg") if (folder / f"{name}{e}").is_file()), folder / name
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: photo {name!r} not found")
+    return path
+
+
+def load_photo(name: str) -> np.ndarray:
+    from ggt_datasets.images import load_rgb
+
+    return load_rgb(photo_path(name))
+
+
+def crops(photo: np.ndarray, n: int, size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """n random crops (aspect 1, 4:3 or 3:4; 60-100% of the short side), odd ones flipped, short side `size`."""
+    h, w = photo.shape[:2]
+    out = []
+    for k in range(n):
+        aspect = (1.0, 4 / 3, 3 / 4)[k % 3]
+        ch = int(min(h, w / aspect) * rng.uniform(0.6, 1.0))
+        cw = int(ch * aspect)
+        y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        crop = photo[y : y + ch, x : x + cw]
+        crop = crop[:, ::-1] if k % 2 else crop
+        out_h = size if aspect >= 1 else round(size / aspect)
+        out.append(cv2.resize(np.ascontiguousarray(crop), (round(out_h * aspect), out_h), interpolation=cv2.INTER_AREA))
+    return out
+
+
+@dataclass
+class Planted:
+    """One planted pair."""
+
+    split: str
+    photo: str
+    crop: int
+    category: str
+    pipeline: str
+    kind: str
+    lq: np.ndarray
+    hq: np.ndarray
+
+    @property
+    def label(self) -> str:
+        return "accept" if self.kind in FAITHFUL_KINDS else "reject"
+
+    @property
+    def id(self) -> str:
+        return f"{self.photo}-{self.crop}-{self.category}-{self.pipeline}-{self.kind}"
+
+
+def planted_pairs(split: Split, per_photo: int, size: int, seed: int | None = None) -> Iterator[Planted]:
+    """Every pair of the split: photos x crops x categories x (faithful kinds + faults + no-ops)."""
+    rng = np.random.default_rng(split.seed if seed is None else seed)
+    bases = [(name, k, c) for name in split.photos for k, c in enumerate(crops(load_photo(name), per_photo, size, rng))]
+    for i, (name, k, clean) in enumerate(bases):
+        others = [b for n, _, b in bases if n != name]
+        for j, cat in enumerate(CATEGORIES):
+            pipeline = split.pipelines[(i + j) % len(split.pipelines)]
+            lq = PIPELINES[pipeline](clean, cat, rng)
+            other = others[int(rng.integers(len(others)))]
+            targets = {
+                "faithful": clean,
+                "faithful_proc": faithful_variant(clean, rng),
+                "faithful_gen": faithful_generator(clean, rng),
+                "faithful_gen2": faithful_generator(clean, rng),
+            }
+            targets.update({kind: f(clean, rng, other=other) for kind, f in FAULTS.items()})
+            targets.update({kind: f(lq, rng) for kind, f in NOOPS.items()})
+            for kind, hq in targets.items():
+                yield Planted(split.name, name, k, cat, pipeline, kind, lq, hq)
