@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from ggt_datasets.metrics import create_metric, evaluate_module_path, psnr, ssim, to_tensor, vlm_r
 from PIL import Image
 
 from ggt_datasets import cli, schema
 from ggt_datasets.backends.base import DegradationReport, JudgeResult, QualityRating
+from ggt_datasets.metrics import create_metric, evaluate_module_path, psnr, ssim, to_tensor, vlm_r
 
 REPO = Path(__file__).resolve().parents[2]
 
