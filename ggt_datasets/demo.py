@@ -18,6 +18,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ggt_datasets import schema
+from ggt_datasets.atomic import atomic_write_bytes
+from ggt_datasets.images import encode_png
 
 
 def contact_sheet(built: Path, path: Path, split: str = "test", tile: int = 192) -> Path:
@@ -40,8 +42,7 @@ def contact_sheet(built: Path, path: Path, split: str = "test", tile: int = 192)
             ImageDraw.Draw(canvas).text((4, 2), f"{cat} {side.upper()}", fill="black")
             cells.append(np.asarray(canvas))
         rows.append(np.concatenate(cells, axis=1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    atomic_write_bytes(path, encode_png(np.concatenate(rows, axis=0)))
     return path
 
 

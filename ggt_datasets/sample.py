@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ggt_datasets import schema
+from ggt_datasets.atomic import atomic_write_bytes
 from ggt_datasets.degrade import degrade, sample_params
 from ggt_datasets.images import encode_png, load_rgb
 from ggt_datasets.raw import METADATA_FILE, pair_dir
@@ -65,12 +66,6 @@ def _random_view(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.n
     return cv2.resize(np.ascontiguousarray(crop), (out_w, out_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def make_sample(
     out: str | os.PathLike,
     per_category: int = 4,
@@ -101,12 +96,12 @@ def make_sample(
         for side, img in (("lq", lq), ("hq", hq)):
             folder = pair_dir(out, split, cat, side)
             folder.mkdir(parents=True, exist_ok=True)
-            _write_atomic(folder / f"{item_id}.png", encode_png(img, compress_level=1))
+            atomic_write_bytes(folder / f"{item_id}.png", encode_png(img, compress_level=1))
         rows.append({"id": item_id, "split": split, "category": cat, "source": f"sample:{name}",
                      "generator": "original-photo", "prompt": "", "prompt_mode": "", "degradation": params})
         summary.setdefault(split, {}).setdefault(cat, 0)
         summary[split][cat] += 1
-    _write_atomic(out / METADATA_FILE, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    atomic_write_bytes(out / METADATA_FILE, "".join(json.dumps(r) + "\n" for r in rows).encode())
     return summary
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from ggt_datasets import schema
+from ggt_datasets.atomic import atomic_write_bytes
 from ggt_datasets.images import encode_png
 
 from .adapters import paired_folder
@@ -89,8 +90,7 @@ def demo(built: pathlib.Path, out: pathlib.Path, existing: pathlib.Path | None =
                      f"{batch['lq'].dtype}; sources {counts}")
     if first is None:
         raise ValueError(f"no batch could be drawn from {built}; it needs train pairs at least {crop} px")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / GRID_FILE).write_bytes(encode_png(_grid(first["lq"], first["hq"])))
+    atomic_write_bytes(out / GRID_FILE, encode_png(_grid(first["lq"], first["hq"])))
     lines.append(
         f"loaders: sources over {min(batches, k + 1)} batches: "
         + ", ".join(f"{s}={n}" for s, n in sorted(sources.items()))

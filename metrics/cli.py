@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ggt_datasets import schema
+from ggt_datasets.atomic import atomic_open, atomic_write_text
 
 __all__ = ["add_cli", "image_files", "pair_folders"]
 
@@ -131,11 +132,9 @@ def _write_outputs(args: argparse.Namespace, result: Any, options: dict[str, Any
             "options": options,
             "rows": [{k: finite(v) if isinstance(v, float) else v for k, v in r.items()} for r in result.rows],
         }
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
     if args.csv:
-        Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.csv, "w", newline="") as f:
+        with atomic_open(args.csv, "w", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=["id", *result.metrics])
             writer.writeheader()
             writer.writerows(result.rows)

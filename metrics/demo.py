@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from ggt_datasets import schema
+from ggt_datasets.atomic import atomic_write_text
 
 __all__ = ["DEMO_METRICS", "demo"]
 
@@ -34,6 +35,7 @@ def _metrics_available() -> list[str]:
 def demo(built: Path, out: Path) -> list[str]:
     """Evaluate LQ vs HQ (test split) per category config; write out/metrics.json; table lines."""
     import datasets
+
     from ggt_datasets.metrics.evaluation import evaluate_pairs, format_table
 
     built, out = Path(built), Path(out)
@@ -55,7 +57,7 @@ def demo(built: Path, out: Path) -> list[str]:
         report["configs"][config] = {"n": len(result.rows), "means": result.means, "rows": result.rows}
     if not rows:
         raise ValueError(f"{built}: no category config has a test split to evaluate")
-    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / "metrics.json", json.dumps(report, indent=2) + "\n")
     lines = format_table(rows, names).splitlines()
     lines.append("LQ against HQ: how far each input is from its target (PSNR/SSIM on Y, as BasicSR)")
     lines.append(f"per-image values: {out / 'metrics.json'}")

@@ -54,6 +54,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ggt_datasets.atomic import atomic_write_bytes, atomic_write_text
+from ggt_datasets.images import encode_png
+
 logger = logging.getLogger("ggt_datasets.training.finetune")
 
 CLASSICAL_LR, DIFFUSION_LR, GAN_LR = 2e-4, 5e-5, 1e-4
@@ -459,7 +462,6 @@ def fidelity(pred: torch.Tensor, hq: torch.Tensor, lpips: Any = None, device: An
 
 def save_grid(rows: list[list[torch.Tensor]], path: Path) -> np.ndarray:
     """Save rows of CHW images (LQ | restored | HQ) as one PNG; returns the HWC uint8 grid."""
-    from PIL import Image
 
     h = max(t.shape[-2] for r in rows for t in r)
     w = max(t.shape[-1] for r in rows for t in r)
@@ -471,8 +473,7 @@ def save_grid(rows: list[list[torch.Tensor]], path: Path) -> np.ndarray:
             line.append((t.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
         cells.append(np.concatenate(line, axis=1))
     grid = np.concatenate(cells, axis=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).save(path)
+    atomic_write_bytes(path, encode_png(grid))
     return grid
 
 
@@ -548,7 +549,7 @@ def save_model_card(args: argparse.Namespace, data_desc: str, metrics: dict[str,
         citation=schema.CITATION,
     )
     path = Path(args.output_dir) / "README.md"
-    card.save(path)
+    atomic_write_text(path, str(card))
     return path
 
 
@@ -836,7 +837,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         if val_batch is not None:
             metrics = log_validation(model, val_batch, accelerator, args, global_step, lpips_eval, baseline)
         result["metrics"] = metrics
-        (output_dir / METRICS_FILE).write_text(json.dumps(
+        atomic_write_text(output_dir / METRICS_FILE, json.dumps(
             {"step": global_step, "model": args.model, "validation": metrics, "lq_baseline": baseline,
              "validation_pairs": 0 if val_batch is None else len(val_batch["lq"])}, indent=2) + "\n")
         if disc is not None:  # to continue GAN training from the final weights
