@@ -177,8 +177,11 @@ def main(argv: list[str] | None = None) -> int:
             make_raw(raw, args.pairs, args.size)
         if not (built / "README.md").is_file():
             build_dataset(raw, built, progress=False)
-        print(f"data: {args.pairs} pairs of {args.size} px PNGs ({sum(f.stat().st_size for f in raw.rglob('*.png')) / 2**20:.0f} MiB), "
-              f"built parquet in {built}; setup {time.perf_counter() - t:.0f} s")
+        print(
+            f"data: {args.pairs} pairs of {args.size} px PNGs"
+            f" ({sum(f.stat().st_size for f in raw.rglob('*.png')) / 2**20:.0f} MiB), "
+            f"built parquet in {built}; setup {time.perf_counter() - t:.0f} s"
+        )
 
         ds = datasets.load_dataset(str(built), "all", split="train")
         hq_dir = raw / "train" / "mixed"
@@ -203,21 +206,39 @@ def main(argv: list[str] | None = None) -> int:
             for name, (make, epochs) in loaders.items():
                 run = timed(make(), epochs)
                 runs[name].append(run)
-                print(f"  round {r + 1} {name:9s} {run['rate']:7.1f} samples/s, {run['cpu_per_1k']:6.1f} worker CPU s per 1000 samples "
-                      f"({run['samples']} samples)", flush=True)
+                print(
+                    f"  round {r + 1} {name:9s} {run['rate']:7.1f} samples/s,"
+                    f" {run['cpu_per_1k']:6.1f} worker CPU s per 1000 samples "
+                    f"({run['samples']} samples)",
+                    flush=True,
+                )
 
         def stat(name: str, key: str, fn=np.median) -> float:
             return float(fn([run[key] for run in runs[name]]))
 
-        print(f"\n{args.crop} px crops of {args.size} px PNG pairs, batch {args.batch}, {args.workers} workers, {args.rounds} rounds "
-              "(median; best wall-clock in brackets):")
-        print(f"{'loader':10s} {'samples/s':>17s} {'vs basicsr':>15s} {'CPU s/1k':>9s} {'vs basicsr':>11s} {'worker RSS':>11s} {'USS':>9s}")
+        print(
+            f"\n{args.crop} px crops of {args.size} px PNG pairs, batch {args.batch},"
+            f" {args.workers} workers, {args.rounds} rounds "
+            "(median; best wall-clock in brackets):"
+        )
+        print(
+            f"{'loader':10s} {'samples/s':>17s} {'vs basicsr':>15s}"
+            f" {'CPU s/1k':>9s} {'vs basicsr':>11s} {'worker RSS':>11s} {'USS':>9s}"
+        )
         for name in loaders:
             rate, best = stat(name, "rate"), stat(name, "rate", max)
             cpu = stat(name, "cpu_per_1k")
-            print(f"{name:10s} {rate:7.1f} [{best:7.1f}] {rate / stat('basicsr', 'rate'):6.2f}x [{best / stat('basicsr', 'rate', max):5.2f}x]"
-                  f" {cpu:9.1f} {stat('basicsr', 'cpu_per_1k') / cpu:10.2f}x {stat(name, 'rss', max):7.0f} MiB {stat(name, 'uss', max):5.0f} MiB")
-        print("CPU s/1k: worker CPU seconds per 1000 samples; its ratio is basicsr's over this loader's (higher = cheaper).")
+            print(
+                f"{name:10s} {rate:7.1f} [{best:7.1f}]"
+                f" {rate / stat('basicsr', 'rate'):6.2f}x [{best / stat('basicsr', 'rate', max):5.2f}x]"
+                f" {cpu:9.1f}"
+                f" {stat('basicsr', 'cpu_per_1k') / cpu:10.2f}x"
+                f" {stat(name, 'rss', max):7.0f} MiB {stat(name, 'uss', max):5.0f} MiB"
+            )
+        print(
+            "CPU s/1k: worker CPU seconds per 1000 samples; "
+            "its ratio is basicsr's over this loader's (higher = cheaper)."
+        )
     return 0
 
 

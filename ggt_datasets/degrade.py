@@ -148,7 +148,7 @@ def apply_snow(img: np.ndarray, p: Params, rng: np.random.Generator) -> np.ndarr
     flakes = np.zeros((h, w), np.float32)
     n = int(p["density"] * h * w / 2)
     radius = max(1.0, p["size"] * min(h, w))
-    for y, x, r in zip(rng.integers(0, h, n), rng.integers(0, w, n), rng.uniform(0.4, 1.3, n) * radius):
+    for y, x, r in zip(rng.integers(0, h, n), rng.integers(0, w, n), rng.uniform(0.4, 1.3, n) * radius, strict=True):
         cv2.circle(flakes, (int(x), int(y)), max(1, int(r)), float(rng.uniform(0.6, 1.0)), -1, cv2.LINE_AA)
     flakes = cv2.GaussianBlur(flakes, (0, 0), sigmaX=max(0.6, radius / 2))
     length = int(p["motion"] * min(h, w))

@@ -28,7 +28,14 @@ from ggt_datasets.raw import METADATA_FILE, pair_dir
 
 # Real colour photographs available offline (file names in skimage/data). Grayscale, synthetic,
 # microscopy and astronomy images in scikit-image are left out on purpose.
-SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "motorcycle_right.png")
+SKIMAGE_PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+)
 
 
 def available_photos() -> dict[str, np.ndarray]:
@@ -63,7 +70,9 @@ def _random_view(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.n
         crop = crop[:, ::-1]
     scale = size / min(crop.shape[:2])
     out_w, out_h = max(8, round(crop.shape[1] * scale)) // 2 * 2, max(8, round(crop.shape[0] * scale)) // 2 * 2
-    return cv2.resize(np.ascontiguousarray(crop), (out_w, out_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    return cv2.resize(
+        np.ascontiguousarray(crop), (out_w, out_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    )
 
 
 def make_sample(
@@ -85,7 +94,12 @@ def make_sample(
     names = sorted(photos)
     rng = np.random.default_rng(seed)
     rows, summary = [], {}
-    jobs = [(split, cat, k) for split, n in (("train", per_category), ("test", test_per_category)) for cat in categories for k in range(n)]
+    jobs = [
+        (split, cat, k)
+        for split, n in (("train", per_category), ("test", test_per_category))
+        for cat in categories
+        for k in range(n)
+    ]
     for split, cat, k in tqdm(jobs, desc="ggt sample", unit="pair", disable=not progress):
         schema.check_category(cat)
         name = names[int(rng.integers(0, len(names)))]
@@ -97,8 +111,18 @@ def make_sample(
             folder = pair_dir(out, split, cat, side)
             folder.mkdir(parents=True, exist_ok=True)
             atomic_write_bytes(folder / f"{item_id}.png", encode_png(img, compress_level=1))
-        rows.append({"id": item_id, "split": split, "category": cat, "source": f"sample:{name}",
-                     "generator": "original-photo", "prompt": "", "prompt_mode": "", "degradation": params})
+        rows.append(
+            {
+                "id": item_id,
+                "split": split,
+                "category": cat,
+                "source": f"sample:{name}",
+                "generator": "original-photo",
+                "prompt": "",
+                "prompt_mode": "",
+                "degradation": params,
+            }
+        )
         summary.setdefault(split, {}).setdefault(cat, 0)
         summary[split][cat] += 1
     atomic_write_bytes(out / METADATA_FILE, "".join(json.dumps(r) + "\n" for r in rows).encode())

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from ggt_datasets.metrics.inputs import image_label, to_tensor
 from ggt_datasets.metrics.registry import FR, create_metric, get_spec
-from tqdm.auto import tqdm
 
 __all__ = ["EvalResult", "evaluate_pairs", "format_table", "parse_metric_names"]
 
@@ -59,9 +60,9 @@ def format_table(rows: dict[str, dict[str, float]], metrics: Sequence[str], n: i
     heads = [f"{m} {'↓' if get_spec(m).lower_better else '↑'}" for m in metrics]
     label_w = max([len(k) for k in rows] + [5])
     widths = [max(len(h), 9) for h in heads]
-    lines = ["  ".join([" " * label_w] + [h.rjust(w) for h, w in zip(heads, widths)])]
+    lines = ["  ".join([" " * label_w] + [h.rjust(w) for h, w in zip(heads, widths, strict=True)])]
     for label, values in rows.items():
-        cells = [f"{values.get(m, math.nan):.4f}".rjust(w) for m, w in zip(metrics, widths)]
+        cells = [f"{values.get(m, math.nan):.4f}".rjust(w) for m, w in zip(metrics, widths, strict=True)]
         lines.append("  ".join([label.ljust(label_w)] + cells))
     if n is not None:
         lines.append(f"({n} images)")

@@ -154,11 +154,11 @@ def test_evaluate_module_compute_and_add_batch(folders, how):
                          per_image=True)
     assert res["per_image"]["psnr"] == pytest.approx([w[0] for w in want], abs=1e-9)
     assert res["ssim"] == pytest.approx(np.mean([w[1] for w in want]), abs=1e-9)
-    for p, r in zip(preds, refs):  # add_batch, one pair at a time
+    for p, r in zip(preds, refs, strict=True):  # add_batch, one pair at a time
         module.add_batch(predictions=[p], references=[r])
     res2 = module.compute(metrics=["psnr", "ssim"], crop_border=1)
     assert res2["psnr"] == pytest.approx(res["psnr"], abs=1e-9)
-    for p, r in zip(preds, refs):  # add, one example at a time
+    for p, r in zip(preds, refs, strict=True):  # add, one example at a time
         module.add(prediction=p, reference=r)
     assert module.compute(metrics="psnr,ssim", crop_border=1)["ssim"] == pytest.approx(res["ssim"], abs=1e-9)
     with pytest.raises(ValueError, match="need references"):
