@@ -46,7 +46,7 @@ from typing import Any
 from ggt_datasets.images import ImageError, inspect_image
 from ggt_datasets.qc.config import load_config
 from ggt_datasets.qc.pipeline import QCItem, load_items
-from ggt_datasets.raw import REVIEW_FILE, read_jsonl
+from ggt_datasets.raw import REVIEW_FILE, read_jsonl_records
 
 ARENA_FILE = "arena.jsonl"
 DECISIONS = ("accept", "reject", "skip")
@@ -212,7 +212,9 @@ class ArenaState:
             self.rounds.append({"hash": h, "items": [t[h] for t in tables], "order": order})
         self.roots = sorted(set(roots))
         self.path = self.folders[0] / ARENA_FILE
-        self.done = {r["lq_sha256"]: r["choice"] for r in (read_jsonl(self.path) if self.path.is_file() else [])}
+        # a line cut by a kill mid-append is reported with its number and skipped; the rest is kept
+        rows = read_jsonl_records(self.path)[0] if self.path.is_file() else []
+        self.done = {r["lq_sha256"]: r["choice"] for r in rows if "lq_sha256" in r and "choice" in r}
         self.lock = threading.Lock()
 
     def rows(self) -> list[dict[str, Any]]:
