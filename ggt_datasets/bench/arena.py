@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-ARENA_FILE = "arena.jsonl"  # the name ggt_datasets.qc.review writes
+from ggt_datasets.qc.review import ARENA_FILE  # the arena page's own file name: one place
 
 __all__ = ["ARENA_FILE", "bradley_terry", "format_tally", "read_rounds", "tally"]
 
