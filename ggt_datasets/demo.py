@@ -51,7 +51,8 @@ def load_table(built: Path) -> list[str]:
     import datasets
 
     lines = [f"{'config':<10} " + " ".join(f"{s:>6}" for s in schema.SPLITS)]
-    for config in schema.CONFIGS:
+    declared = set(datasets.get_dataset_config_names(str(built)))  # a build declares only what it holds
+    for config in (c for c in schema.CONFIGS if c in declared):
         ds = datasets.load_dataset(str(built), config)
         lines.append(f"{config:<10} " + " ".join(f"{ds[s].num_rows if s in ds else 0:>6}" for s in schema.SPLITS))
     return lines
@@ -68,6 +69,23 @@ def _foundation(out: Path) -> list[str]:
     return [f"sample pairs from real photos: {raw}", report.summary(), *load_table(built), f"contact sheet: {sheet}"]
 
 
+def _release_layout(out: Path) -> list[str]:
+    """A folder laid out like the published GGT-100K release, built with `--layout auto`."""
+    from ggt_datasets.build import build_dataset, dry_run
+    from ggt_datasets.testing.release_trees import ggt_release
+
+    tree = ggt_release(out / "release-like")
+    inferred = dry_run(tree.src, "auto")
+    report = build_dataset(tree.src, out / "release-like" / "ggt-100k", layout="auto", progress=False)
+    return [
+        f"a release-like tree (GGT-100K/{{Train,Test}}/{{Rain,Hazy,LowLight,Old-Photo}}/{{LQ,HQ}}): {tree.src}",
+        "`ggt build --layout auto --dry-run` infers:",
+        *(f"  {line}" for line in inferred.rstrip().splitlines()),
+        report.summary(),
+        *load_table(out / "release-like" / "ggt-100k"),
+    ]
+
+
 def _build_synthesised(out: Path) -> list[str]:
     from ggt_datasets.build import build_dataset
 
@@ -80,6 +98,8 @@ def _build_synthesised(out: Path) -> list[str]:
 # (title, module, call): later parts add a `demo` function in their module. A part that is not
 # installed (its module missing) is reported and skipped.
 STEPS: list[tuple[str, str, Callable[[object, Path], list[str]]]] = [
+    ("the published release's layout (ggt build --layout auto)", "ggt_datasets.layouts",
+     lambda m, out: _release_layout(out)),
     ("synthesis (classical generator, offline)", "ggt_datasets.synth.demo",
      lambda m, out: m.demo(out / "raw", out / "synth")),
     ("quality control (stage 1 gates)", "ggt_datasets.qc.demo",
