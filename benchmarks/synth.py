@@ -30,11 +30,11 @@ from PIL import Image
 from ggt_datasets.backends import make_generator
 from ggt_datasets.images import encode_png
 from ggt_datasets.synth.config import SynthConfig
-from ggt_datasets.testing.fake_api import FakeAPIServer
 from ggt_datasets.synth.inputs import register_inputs
 from ggt_datasets.synth.ledger import Ledger
 from ggt_datasets.synth.prompts import fixed_prompt, load_templates
 from ggt_datasets.synth.runner import run_synthesis
+from ggt_datasets.testing.fake_api import FakeAPIServer
 
 KEY = "bench-key-not-secret-0000"
 LATENCY = 0.5

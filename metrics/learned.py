@@ -31,10 +31,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ggt_datasets._optional import require
 from ggt_datasets.metrics.registry import FR, MetricSpec
 from ggt_datasets.metrics.weights import require_weights, use_weights_dir
-
-from ggt_datasets._optional import require
 
 __all__ = ["PyiqaMetric"]
 

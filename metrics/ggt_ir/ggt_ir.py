@@ -14,6 +14,7 @@ import struct
 import datasets
 import evaluate
 import numpy as np
+
 from ggt_datasets.metrics.evaluation import evaluate_pairs
 from ggt_datasets.metrics.inputs import to_uint8
 
