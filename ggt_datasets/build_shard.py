@@ -41,13 +41,7 @@ ROW_GROUP_BYTES = 32 << 20  # well under the Hub viewer's 300 MB scan limit; bou
 ROW_GROUP_ROWS = 1000
 FIT_MAX_ASPECT_ERROR = 0.10  # --fit-hq resize refuses HQs whose aspect ratio is further off the LQ's
 INFLATE_CHUNK = 4 << 20
-QC_SCORE_COLUMNS = {
-    "structure_ssim": "qc_structure_ssim",
-    "chroma_drift": "qc_chroma_drift",
-    "nr_gain": "qc_nr_gain",
-    "vlm_d": "qc_vlm_d",
-    "vlm_f": "qc_vlm_f",
-}
+QC_SCORE_COLUMNS = schema.QC_SCORE_COLUMNS  # score name -> dataset column (defined in schema)
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 

@@ -27,6 +27,7 @@ from ggt_datasets import schema
 
 METADATA_FILE = "metadata.jsonl"
 REVIEW_FILE = "review.jsonl"
+QC_FILE = "qc.jsonl"  # written by `ggt qc` (through ggt_datasets.pairstore), read by `ggt build`
 _SAFE_ID = re.compile(r"^[\w][\w.\-]*$")
 log = logging.getLogger(__name__)
 

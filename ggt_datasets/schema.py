@@ -50,6 +50,9 @@ QC_COLUMNS: dict[str, str] = {
     "qc_vlm_d": "VLM judge: degradation removal, 0-100",
     "qc_vlm_f": "VLM judge: content fidelity, 0-100",
 }
+# A score as `ggt qc` records it (RAW/qc.jsonl, a run's ledger) -> its column: "structure_ssim" ->
+# "qc_structure_ssim". The one map: build and export use it; other scores are kept in EXTRA.
+QC_SCORE_COLUMNS: dict[str, str] = {name.removeprefix("qc_"): name for name in QC_COLUMNS}
 # Metadata keys that are not columns above are kept, as JSON, in this column.
 EXTRA = "extra"
 

@@ -17,9 +17,10 @@ every POST needs an `Origin` of this server, a JSON body of the exact schema ({"
 "decision": known}) and a sane Content-Length; anything else gets a JSON error with a status
 (400, 403, 404, 408, 411, 413, 415, 422, 500), never a dropped connection.
 
-Review decisions are written at once: Ledger.set_review for a run directory, else a line
-appended to RAW/review.jsonl (fsynced). Arena answers go to FIRST_FOLDER/arena.jsonl with the
-real folder names; the page only ever sees shuffled candidate numbers.
+Pairs are read, and review decisions written at once, through the folder's pair store
+(ggt_datasets.pairstore: a run's ledger, or a line appended to RAW/review.jsonl, fsynced); this
+module never asks which one it has. Arena answers go to FIRST_FOLDER/arena.jsonl with the real
+folder names; the page only ever sees shuffled candidate numbers.
 
 Example:
     >>> from ggt_datasets.qc.review import make_server  # doctest: +SKIP
@@ -44,12 +45,11 @@ from pathlib import Path
 from typing import Any
 
 from ggt_datasets.images import ImageError, inspect_image
+from ggt_datasets.pairstore import DECISIONS, QCItem, append_line, check_decision, open_pair_store
 from ggt_datasets.qc.config import load_config
-from ggt_datasets.qc.pipeline import QCItem, load_items
-from ggt_datasets.raw import REVIEW_FILE, read_jsonl_records
+from ggt_datasets.raw import read_jsonl_records
 
 ARENA_FILE = "arena.jsonl"
-DECISIONS = ("accept", "reject", "skip")
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 PAGES = {"review": Path(__file__).with_name("review.html"), "arena": Path(__file__).with_name("arena.html")}
 _IMG = re.compile(r"^/img/(\d{1,9})/(lq|hq)$")
@@ -85,13 +85,6 @@ def served_file(path: Path | None, roots: list[Path]) -> Path | None:
     return real
 
 
-def served_roots(folder: Path, items: list[QCItem], kind: str) -> list[Path]:
-    """The folders files may be served from: the folder itself, and for a run directory the
-    folders its LQ inputs were read from (synthesis leaves them where they were)."""
-    dirs = {Path(folder)} | ({it.lq.parent for it in items} if kind == "run" else set())
-    return sorted({d.resolve() for d in dirs})
-
-
 def _exact_body(body: Any, keys: tuple[str, str]) -> dict[str, Any]:
     """The JSON body as a dict holding exactly `keys`, else BadRequest naming what is wrong."""
     if not isinstance(body, dict) or set(body) != set(keys):
@@ -107,25 +100,18 @@ def _index(value: Any, count: int, what: str) -> int:
     return value
 
 
-def append_line(path: Path, row: dict[str, Any]) -> None:
-    """Append one JSON line and fsync, so a decision survives a crash right after it."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
 class ReviewState:
-    """The scanned pairs of one folder and where decisions go."""
+    """The pairs of one folder's store; decisions go back to that store."""
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
-        self.items, self.kind = load_items(self.folder)
+        self.store = open_pair_store(self.folder)
+        self.items, self.kind = self.store.items(), self.store.kind
         if not self.items:
             raise ValueError(f"{self.folder}: no pairs to review")
         self.lock = threading.Lock()
         self.vlm_limits = load_config().vlm
-        self.roots = served_roots(self.folder, self.items, self.kind)
+        self.roots = self.store.served_roots(self.items)
 
     def rows(self) -> list[dict[str, Any]]:
         lim = self.vlm_limits
@@ -162,21 +148,11 @@ class ReviewState:
         return self.items[n].lq if side == "lq" else self.items[n].hq
 
     def decide(self, n: int, decision: str) -> None:
-        if decision not in DECISIONS:
-            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
+        check_decision(decision)
         if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < len(self.items):
             raise ValueError(f"no pair {n!r}")
-        item = self.items[n]
         with self.lock:
-            if self.kind == "run":
-                from ggt_datasets.synth.ledger import Ledger
-
-                with Ledger(self.folder, create=False) as ledger:
-                    ledger.set_review(item.id, decision)
-            else:
-                append_line(self.folder / REVIEW_FILE, {"id": item.id, "split": item.split, "category": item.category,
-                                                        "decision": decision, "time": time.time()})
-            item.review = decision
+            self.store.record_review(self.items[n], decision)
 
 
 def _lq_hash(item: QCItem) -> str:
@@ -190,14 +166,15 @@ class ArenaState:
         if len(folders) < 2:
             raise ValueError("--arena needs at least two folders to compare")
         self.folders = [Path(f) for f in folders]
-        self.labels = [f.resolve().name or str(f) for f in self.folders]
+        stores = [open_pair_store(f) for f in self.folders]
+        self.labels = [s.label for s in stores]
         if len(set(self.labels)) < len(self.labels):
             self.labels = [str(f.resolve()) for f in self.folders]
         tables, roots = [], []
-        for folder in self.folders:
-            items, kind = load_items(folder)
+        for store in stores:
+            items = store.items()
             tables.append({_lq_hash(it): it for it in items if it.hq is not None})
-            roots += served_roots(folder, items, kind)
+            roots += store.served_roots(items)
         common = sorted(set.intersection(*(set(t) for t in tables)))
         if not common:
             raise ValueError(

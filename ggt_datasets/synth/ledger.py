@@ -22,12 +22,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,13 +137,24 @@ class Ledger:
     def _migrate(self) -> None:
         """Add the columns a ledger written by an older version lacks (their defaults fit old rows)."""
         have = {r[1] for r in self.db.execute("PRAGMA table_info(items)")}
-        with self.db:
+        with self.transaction():
             for name, decl in _MIGRATED.items():
                 if name not in have:
                     self.db.execute(f"ALTER TABLE items ADD COLUMN {name} {decl}")
 
     def close(self) -> None:
         self.db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One SQLite transaction: every statement in the block or, on any error, none.
+
+        The connection runs with isolation_level=None (autocommit), so without this explicit BEGIN
+        each statement would commit on its own and `with self.db:` would not group them.
+        """
+        self.db.execute("BEGIN IMMEDIATE")
+        with self.db:  # commits on success, rolls back on an exception
+            yield self.db
 
     def __enter__(self) -> "Ledger":
         return self
@@ -164,7 +176,7 @@ class Ledger:
         now = time.time()
         rows = [{**dict.fromkeys(_OPTIONAL_ADD), "state": "pending", **r, "now": now} for r in rows]
         before = self.db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
-        with self.db:
+        with self.transaction():
             self.db.executemany(
                 "INSERT INTO items (id, stem, category, split, src_path, source, lq_sha256, lq_ext,"
                 " lq_width, lq_height, src_size, src_mtime_ns, state, last_error, created_at, updated_at)"
@@ -211,10 +223,24 @@ class Ledger:
         """Set columns of one item (and updated_at) in one committed transaction."""
         fields["updated_at"] = time.time()
         cols = ", ".join(f"{k} = :{k}" for k in fields)
-        with self.db:
+        with self.transaction():
             cur = self.db.execute(f"UPDATE items SET {cols} WHERE id = :_id", {**fields, "_id": item_id})
         if cur.rowcount != 1:
             raise KeyError(f"no item {item_id!r} in {self.root / LEDGER_FILE}")
+
+    def update_many(self, rows: Iterable[tuple[str, dict[str, Any]]]) -> int:
+        """Set columns of many items, (id, fields) each, in one transaction: all of them or, on any
+        error (an unknown id or column), none. Returns how many."""
+        now, count = time.time(), 0
+        with self.transaction():
+            for item_id, fields in rows:
+                fields = {**fields, "updated_at": now}
+                cols = ", ".join(f"{_check_column(k)} = :{k}" for k in fields)
+                cur = self.db.execute(f"UPDATE items SET {cols} WHERE id = :_id", {**fields, "_id": item_id})
+                if cur.rowcount != 1:
+                    raise KeyError(f"no item {item_id!r} in {self.root / LEDGER_FILE}")
+                count += 1
+        return count
 
     def reset(self, states: Iterable[str]) -> int:
         """Put items in `states` back to pending with a fresh attempt budget; returns how many.
@@ -225,7 +251,7 @@ class Ledger:
         if not states:
             return 0
         marks = ",".join("?" * len(states))
-        with self.db:
+        with self.transaction():
             cur = self.db.execute(
                 f"UPDATE items SET state = 'pending', attempts_base = attempts, updated_at = ?"
                 f" WHERE state IN ({marks})",
@@ -235,7 +261,7 @@ class Ledger:
 
     def add_usage(self, item_id: str, requests: int = 0, vlm_requests: int = 0, vlm_cost_usd: float = 0.0) -> None:
         """Add request counts and VLM cost to one item (totals that only grow)."""
-        with self.db:
+        with self.transaction():
             self.db.execute(
                 "UPDATE items SET requests = requests + ?, vlm_requests = vlm_requests + ?,"
                 " vlm_cost_usd = vlm_cost_usd + ?, updated_at = ? WHERE id = ?",
@@ -274,7 +300,7 @@ class Ledger:
         `item_fields` on that item (e.g. its done state)."""
         fields = {"key": key, "created_at": time.time(), **fields}
         cols = ", ".join(fields)
-        with self.db:
+        with self.transaction():
             marks = ", ".join(":" + c for c in fields)
             self.db.execute(f"INSERT OR REPLACE INTO cache ({cols}) VALUES ({marks})", fields)
             if item_id is not None:
@@ -291,7 +317,7 @@ class Ledger:
     def put_batch_job(self, display_name: str, state: str, items: dict[str, str] | None = None,
                       job_name: str | None = None) -> None:
         now = time.time()
-        with self.db:
+        with self.transaction():
             if items is not None:
                 self.db.execute(
                     "INSERT OR REPLACE INTO batch_jobs (display_name, job_name, state, items, created_at, updated_at)"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ggt_datasets import pairstore
 from ggt_datasets.qc import review
 from ggt_datasets.raw import read_reviews
 from ggt_datasets.sample import make_sample
@@ -133,7 +134,7 @@ def test_a_failed_write_is_an_error_status_and_keeps_earlier_decisions(raw, monk
         def full_disk(path, row):
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr(review, "append_line", full_disk)
+        monkeypatch.setattr(pairstore, "append_line", full_disk)  # the raw store's writer
         status, data = srv.post("/api/decide", {"n": 1, "decision": "reject"})
         assert status == 500 and "No space left on device" in error_of(data)
     assert list(read_reviews(raw).values()) == ["accept"]
