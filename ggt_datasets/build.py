@@ -58,12 +58,11 @@ from ggt_datasets.build_shard import (  # noqa: F401  (check_pair, BadInputError
 )
 from ggt_datasets.cards.dataset import write_dataset_card
 from ggt_datasets.layouts import LayoutMatch, match_layout, resolve_layout
-from ggt_datasets.raw import Problem, RawPair, read_jsonl_records, read_reviews, scan_raw
+from ggt_datasets.raw import Problem, RawPair, scan_raw
 
 BUILD_VERSION = "2"  # bump when the written bytes of a shard change for the same inputs
 REPORT = "build_report.json"
 CONFIG_FILE = "ggt_config.json"  # written by `ggt export`; copied and summarised in the card
-QC_FILE = "qc.jsonl"  # written by `ggt qc` beside a raw layout
 log = logging.getLogger(__name__)
 
 
@@ -107,17 +106,29 @@ def _plan_shards(pairs: list[RawPair], max_bytes: int) -> list[list[RawPair]]:
     return shards + ([current] if current else [])
 
 
-def _qc_decisions(raw: Path, problems: list[Problem], strict: bool) -> dict[tuple, dict]:
-    """(split, category, id) -> the latest `ggt qc` row, with a manual review decision taking precedence."""
-    rows = []
-    if (raw / QC_FILE).is_file():
-        rows, bad = read_jsonl_records(raw / QC_FILE, strict)
-        problems += bad
-    qc = {(r.get("split"), r.get("category"), str(r.get("id"))): r for r in rows}
-    for item_id, decision in read_reviews(raw, problems, strict).items():
-        for key in [k for k in qc if k[2] == item_id] or [(None, None, item_id)]:
-            qc.setdefault(key, {})["review"] = decision
-    return qc
+def _qc_decisions(raw: Path, pairs: list[RawPair], problems: list[Problem], strict: bool) -> dict[tuple, dict]:
+    """(split, category, id) -> the latest `ggt qc` row, a manual review decision taking precedence.
+
+    Read through the raw pair store, so build and the review page agree on what a decision
+    applies to: a review row naming its split and category is that pair's; an old row with only
+    an id counts for every pair with that id; the later line wins."""
+    from ggt_datasets.pairstore import RawPairStore
+
+    store = RawPairStore(raw)
+    qc, reviews = store.qc_rows(), store.reviews()
+    if strict and store.problems:
+        raise ValueError(f"{store.problems[0].path}: {store.problems[0].reason}")
+    problems += store.problems
+    none = (-1, "")
+    out: dict[tuple, dict] = {}
+    for pair in pairs:
+        row = dict(qc.get(pair.key, {}))
+        decision = max(reviews.get(pair.key, none), reviews.get(pair.id, none))[1]
+        if decision:
+            row["review"] = decision
+        if row:
+            out[pair.key] = row
+    return out
 
 
 def _decision(qc_row: dict) -> str:
@@ -179,7 +190,7 @@ def find_pairs(
                 "--split/--category apply to --layout auto or FILE.yaml; the raw layout takes them from its folders"
             )
         pairs, problems = scan_raw(src, strict=strict)
-        return pairs, problems, _qc_decisions(src, problems, strict), None, "raw"
+        return pairs, problems, _qc_decisions(src, pairs, problems, strict), None, "raw"
     lay = resolve_layout(src, layout, split, category)
     found = match_layout(src, lay)
     if not found.pairs and not found.problems:

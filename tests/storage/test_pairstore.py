@@ -202,3 +202,28 @@ def test_ledger_blocks_are_real_transactions(tmp_path):
         assert ledger.cache_get("k1") is None
         ledger.cache_put("k2", **row)
         assert ledger.cache_get("k2")["cost_usd"] == 0.04
+
+
+def test_build_applies_a_review_to_its_own_pair_only(tmp_path):
+    """The same id in train and test: a review naming train/rain/a leaves test/rain/a in the build."""
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    from ggt_datasets.build import build_dataset
+
+    raw = tmp_path / "raw"
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for side in ("lq", "hq"):
+            folder = raw / split / "rain" / side
+            folder.mkdir(parents=True)
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / "a.png")
+    (raw / "review.jsonl").write_text('{"split": "train", "category": "rain", "id": "a", "decision": "reject"}\n')
+    build_dataset(raw, tmp_path / "built", progress=False)
+    ds = datasets.load_dataset(str(tmp_path / "built"), "rain")
+    assert "train" not in ds and ds["test"]["id"] == ["a"]
+    # an old review row with only an id still counts for every pair with that id
+    (raw / "review.jsonl").write_text('{"id": "a", "decision": "reject"}\n')
+    build_dataset(raw, tmp_path / "built2", progress=False)
+    assert not list((tmp_path / "built2").rglob("*.parquet"))
