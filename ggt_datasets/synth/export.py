@@ -114,8 +114,8 @@ def metadata_row(item: dict[str, Any]) -> dict[str, Any]:
         "prompt_mode": item["prompt_mode"], "review": item["review"],
     }
     for key, value in (item.get("qc_scores") or {}).items():
-        column = key if key in schema.QC_COLUMNS else f"qc_{key}"
-        row[column] = value
+        # a score with a dataset column (schema.QC_SCORE_COLUMNS) goes there; others keep a qc_ name in `extra`
+        row[schema.QC_SCORE_COLUMNS.get(key, key if key.startswith("qc_") else f"qc_{key}")] = value
     row.update(stem=item["stem"], backend=item["generator"],
                cost_usd=round((item["cost_usd"] or 0.0) + (item.get("vlm_cost_usd") or 0.0), 8),
                vlm_cost_usd=item.get("vlm_cost_usd") or None, vlm_requests=item.get("vlm_requests") or None,
