@@ -65,6 +65,7 @@ MODULES = {
     "raw": "ggt_datasets/raw.py",
     "hub": "ggt_datasets/hub.py",
     "atomic": "ggt_datasets/atomic.py",
+    "pairstore": "ggt_datasets/pairstore.py",
     "gates": "ggt_datasets/qc/gates.py",
     "pipeline": "ggt_datasets/qc/pipeline.py",
     "transforms": "loaders/transforms.py",
@@ -78,25 +79,40 @@ TESTS = {
     "ggt_datasets/synth/runner.py": [
         "tests/synth/test_synth_engine_core.py", "tests/synth/test_synth_engine_fakeapi.py",
         "tests/synth/test_synth_engine_cli.py", "tests/backends/test_backend_batch_jsonl.py",
+        "tests/synth/test_synth_promises.py",
     ],
     "ggt_datasets/synth/ledger.py": [
         "tests/synth/test_synth_engine_core.py", "tests/synth/test_synth_engine_fakeapi.py",
         "tests/synth/test_synth_engine_cli.py", "tests/backends/test_backend_batch_jsonl.py",
-        "tests/qc/test_qc_pipeline.py",
+        "tests/qc/test_qc_pipeline.py", "tests/synth/test_synth_promises.py", "tests/storage/test_pairstore.py",
     ],
     "ggt_datasets/build.py": [
         "tests/foundation/test_build_and_load.py", "tests/foundation/test_bad_inputs.py",
-        "tests/foundation/test_build_storage.py",
+        "tests/foundation/test_build_storage.py", "tests/foundation/test_build_verify.py",
+        "tests/foundation/test_layouts.py", "tests/storage/test_pairstore.py",
     ],
-    "ggt_datasets/raw.py": ["tests/foundation/test_build_and_load.py", "tests/foundation/test_bad_inputs.py"],
+    "ggt_datasets/raw.py": [
+        "tests/foundation/test_build_and_load.py", "tests/foundation/test_bad_inputs.py",
+        "tests/foundation/test_build_storage.py", "tests/storage/test_jsonl_properties.py",
+    ],
     "ggt_datasets/hub.py": ["tests/foundation/test_push.py"],
     "ggt_datasets/atomic.py": ["tests/storage/test_atomic.py"],
-    "ggt_datasets/qc/gates.py": ["tests/qc/test_qc_gates.py", "tests/qc/test_qc_wb_gain.py"],
+    "ggt_datasets/pairstore.py": ["tests/storage/test_pairstore.py", "tests/qc/test_qc_pipeline.py"],
+    "ggt_datasets/qc/gates.py": [
+        "tests/qc/test_qc_gates.py", "tests/qc/test_qc_wb_gain.py", "tests/qc/test_qc_gate_direction.py",
+        "tests/qc/test_qc_restore_gate.py",
+    ],
     "ggt_datasets/qc/pipeline.py": [
         "tests/qc/test_qc_pipeline.py", "tests/qc/test_qc_gates.py", "tests/qc/test_qc_wb_gain.py",
     ],
-    "loaders/transforms.py": ["tests/loaders/test_loader_transforms.py", "tests/loaders/test_loader_datasets.py"],
-    "loaders/mixing.py": ["tests/loaders/test_loader_mixing.py"],
+    "loaders/transforms.py": [
+        "tests/loaders/test_loader_transforms.py", "tests/loaders/test_loader_datasets.py",
+        "tests/loaders/test_loader_properties.py", "tests/loaders/test_loader_resume.py",
+    ],
+    "loaders/mixing.py": [
+        "tests/loaders/test_loader_mixing.py", "tests/loaders/test_loader_properties.py",
+        "tests/loaders/test_loader_resume.py",
+    ],
 }
 
 
