@@ -1,17 +1,19 @@
 """Does QC hold on data it was not fitted on? Planted faults, a fitting split and a held-out split.
 
 The splits (ggt_datasets/testing/qc_sets.py) differ in photos (scikit-image vs matplotlib's
-grace_hopper + pyiqa's test photos), in degradation pipeline (degrade.py and plain blur/noise/JPEG
-vs other weather models + Real-ESRGAN's second-order pipeline with a sinc filter) and in seed.
+grace_hopper + pyiqa's test photos), in degradation pipeline (degrade.py, plain blur/noise/JPEG and
+`wide`: degrade.py's models with LQ tints / toning of any hue and strength and a heavy chain of
+resize, blur, noise and JPEG, vs other weather models + Real-ESRGAN's second-order pipeline with a
+sinc filter) and in seeds (fitting 0, 1, 2; held-out 1000).
 Each crop is degraded once per category and gets faithful targets (the clean crop, a lightly
 processed one, two generator-like ones: re-synthesised texture, tone curve, exposure, re-encoding,
 bucket resizing) and unfaithful ones (seven faults and four no-ops: the LQ unchanged, re-encoded,
 resized, unsharp-masked).
 
     # fit the shipped defaults (writes the planted fitting set, then runs `ggt qc calibrate` on it)
-    python benchmarks/qc_faults.py --calibrate /tmp/qc_fit --out ggt_datasets/qc/default_thresholds.yaml
+    python benchmarks/qc_faults.py --calibrate /tmp/qc_fit --per-photo 2 --size 256 --fit-only
     # report on the held-out split with the shipped defaults (or --config FILE); ROC plot into the page
-    python benchmarks/qc_faults.py --html qc_heldout.html
+    python benchmarks/qc_faults.py --per-photo 2 --size 256 --html qc_heldout.html
 
 It prints, for the held-out split, per fault kind and category: the rejection rate of stage 1 (and of
 the lab tool's two gates alone: SSIM >= 0.30, chroma drift <= 0.10), the false-rejection rate of
@@ -243,6 +245,9 @@ def main() -> None:
         default=str(Path(__file__).parents[1] / "ggt_datasets/qc/default_thresholds.yaml"),
         help="with --calibrate: the thresholds file to write (default: the shipped defaults)",
     )
+    ap.add_argument(
+        "--fit-only", action="store_true", help="with --calibrate: stop after the fit (no look at the held-out split)"
+    )
     ap.add_argument("--target-false-reject", type=float, default=0.03)
     ap.add_argument("--min-count", type=int, default=30)
     args = ap.parse_args()
@@ -260,10 +265,11 @@ def main() -> None:
             "QC thresholds for `ggt qc`, produced (not typed) by:",
             f"  {command}",
             f"which writes the planted fitting split ({n} pairs: photos {', '.join(fit.photos)}; pipelines "
-            f"{', '.join(fit.pipelines)}; seed {fit.seed}) and runs `ggt qc calibrate DIR --target-false-reject "
+            f"{', '.join(fit.pipelines)}; seeds {', '.join(map(str, fit.seeds))}; {args.size} px short side, "
+            f"{args.per_photo} crops per photo and seed) and runs `ggt qc calibrate DIR --target-false-reject "
             f"{args.target_false_reject:g} --min-count {args.min_count}` on it.",
             f"Held-out check: python benchmarks/qc_faults.py (photos {', '.join(held.photos)}; pipeline "
-            f"{', '.join(held.pipelines)}; seed {held.seed}).",
+            f"{', '.join(held.pipelines)}; seed {held.seed}; same --per-photo and --size).",
             "Your own generator: review pairs (`ggt review`), then `ggt qc calibrate RUN --out my.yaml`.",
         ]
         cal = calibrate_folders(
@@ -275,6 +281,8 @@ def main() -> None:
             f"({time.perf_counter() - t0:.0f} s)"
         )
         args.config = args.out
+        if args.fit_only:
+            sys.exit(0)
     config = load_config(args.config)
     t0 = time.perf_counter()
     rows = score_split("heldout", args.per_photo, args.size, args.jobs)
@@ -283,7 +291,8 @@ def main() -> None:
         f"Held-out split: {len(rows)} pairs, photos {', '.join(held.photos)}, pipeline {', '.join(held.pipelines)}, "
         f"seed {held.seed}, {args.size} px, {args.per_photo} crops per photo; "
         f"thresholds {args.config or 'shipped defaults'} "
-        f"(fitted on photos {', '.join(fit.photos)}, pipelines {', '.join(fit.pipelines)}, seed {fit.seed}); "
+        f"(fitted on photos {', '.join(fit.photos)}, pipelines {', '.join(fit.pipelines)}, "
+        f"seeds {', '.join(map(str, fit.seeds))}); "
         f"scored in {time.perf_counter() - t0:.0f} s"
     )
     met = print_tables(ev, title)

@@ -17,6 +17,8 @@ Fitting, per category when it has at least `min_count` accepted and `min_count` 
    together stays <= the target.
 3. A gate that alone catches no rejected pair is turned off (null): it would only add false
    rejections on data it was not fitted on.
+4. A gate with a floor (FLOORS: restore_change >= 0.9, above what a JPEG re-encode of the LQ scores)
+   is never looser than it, whatever the data: its purpose, rejecting no-ops, sets the bar.
 
 `geometry_error` is not fitted (it encodes the allowed HQ/LQ sizes, `scales`), and `nr_gain`
 only when the pairs have its scores. A logistic-regression combiner over all scores is fitted too
@@ -49,6 +51,10 @@ from ggt_datasets.schema import CATEGORIES
 
 MARGIN = 0.5  # of the accepted scores' IQR, beyond the last accepted score kept (when no rejected score is above)
 SPREAD = 2.0  # a threshold is at least this x (q97.5 - median) of the accepted scores beyond their q97.5
+# restore_change is never fitted below this: an LQ only re-encoded as JPEG (quality 60-95) scores
+# up to ~0.8 (quality 60 at 160-256 px); a "restoration" that is a re-encoded LQ must fail everywhere.
+# The rates in the written comments are those of the floored threshold.
+FLOORS: dict[str, float] = {"restore_change": 0.9}
 GAP_QUANTILE = 0.1  # the threshold sits halfway to this quantile of the rejected scores above the last accepted one
 NOT_FITTED = ("geometry_error",)
 
@@ -167,6 +173,10 @@ def _fit_group(name: str, rows: list[dict[str, Any]], gates: tuple[str, ...], ta
         g: (_to_threshold(g, cut(g, active[g])) if g in active and np.isfinite(cut(g, active[g])) else None)
         for g in gates
     }
+    for g, floor in FLOORS.items():  # a gate's own purpose sets its bar: never looser than the floor
+        if g in thresholds:
+            t = thresholds[g]
+            thresholds[g] = floor if t is None else (max(t, floor) if GATES_BY_NAME[g].higher_better else min(t, floor))
     return _evaluate(name, acc, rej, thresholds)
 
 

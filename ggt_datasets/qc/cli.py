@@ -81,8 +81,6 @@ def run_qc_command(
     args: argparse.Namespace, rank: int = 0, world: int = 1, barrier: Callable[[], None] | None = None
 ) -> int:
     """Run QC; with world > 1 each process writes a part and rank 0 merges after `barrier()`."""
-    from pathlib import Path
-
     args.folder = [args.folder] if isinstance(args.folder, str) else list(args.folder)
     if args.folder[0] == "calibrate":
         return run_calibrate(args)
@@ -95,8 +93,9 @@ def run_qc_command(
         raise ValueError("--out is for `ggt qc calibrate LABELLED... --out FILE`; use --report / --html for a QC run")
     args.folder = args.folder[0]
 
+    from ggt_datasets.pairstore import open_pair_store
     from ggt_datasets.qc.config import load_config
-    from ggt_datasets.qc.pipeline import load_items, merge_parts, run_qc, write_part, write_results
+    from ggt_datasets.qc.pipeline import load_items, merge_parts, run_qc, write_part, write_qc_config, write_results
     from ggt_datasets.qc.report import make_report, write_html, write_json
 
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
@@ -116,6 +115,7 @@ def run_qc_command(
             return 0
         results, notes = merge_parts(args.folder, world)
     write_results(args.folder, results)
+    write_qc_config(args.folder, config)
     report = make_report(results, notes, config, stages)
     if args.report:
         write_json(report, args.report)
@@ -129,7 +129,7 @@ def run_qc_command(
     )
     for note in notes:
         print(f"note: {note}")
-    where = Path(args.folder) / ("ledger.sqlite" if (Path(args.folder) / "ledger.sqlite").is_file() else "qc.jsonl")
+    where = open_pair_store(args.folder).qc_location
     print(f"decisions written to {where}")
     return 0
 

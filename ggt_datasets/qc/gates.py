@@ -13,6 +13,8 @@ the HQ brought to the LQ's size (area interpolation) with the LQ:
 | hue_shift        | lower  | mean |c_LQ| sin(angle(c_LQ, c_HQ)), c = rgb - mean(rgb), short side 32   |
 | wb_shift         | lower  | max |k_c - mean k| of LQ_c = g HQ_c + k_c (one gain g), short side 32    |
 | wb_gain          | lower  | |chroma of log a_c| / g of LQ_c = a_c HQ_c^g (one tone curve), side 32  |
+| wb_excess        | lower  | wb_gain's change beyond removing the LQ's own cast (HQ's log grey world  |
+|                  |        | off the segment from neutral to the LQ's), side 32                      |
 | veil_cast        | lower  | chroma residual of LQ = t HQ + (1-t) A (per-pixel t, one A) / mean t    |
 | tone_cast        | lower  | log RSS ratio, one vs per-channel a in c_LQ = V (a c_HQ + s Y + k), 20  |
 | lowfreq_corr     | higher | Pearson correlation of heavily low-passed luma (short side 16)           |
@@ -64,6 +66,7 @@ GATES: tuple[Gate, ...] = (
     Gate("hue_shift", False, "chroma direction change weighted by LQ chroma (colour cast)"),
     Gate("wb_shift", False, "per-channel offset left after a common-gain fit LQ = g HQ + k_c (cast)"),
     Gate("wb_gain", False, "per-channel gain left after a common tone-curve fit LQ = a_c HQ^g (cast, tint)"),
+    Gate("wb_excess", False, "white-balance change beyond removing the LQ's own cast (a cast a restoration added)"),
     Gate("veil_cast", False, "chroma left after fitting LQ = t HQ + (1 - t) A, per-pixel t (cast under a veil)"),
     Gate("tone_cast", False, "per-channel gain left after fitting a toned, faded, vignetted LQ (cast on an old photo)"),
     Gate("lowfreq_corr", True, "correlation of heavily low-passed luma (scene layout)"),
@@ -184,6 +187,24 @@ def wb_shift(lq: np.ndarray, hq: np.ndarray, short: int = 32, floor: float = 0.0
 _LOG_CHROMA = np.array([[1, -1, 0], [1, 1, -2]], np.float64) / np.array([[np.sqrt(2)], [np.sqrt(6)]])
 
 
+def _wb_fit(
+    lq: np.ndarray, hq: np.ndarray, short: int = 32, floor: float = 0.06
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(d, u): the HQ's relative white balance (wb_gain's vector) and the LQ's own log grey world / g."""
+    a, b = (_shrink(x, short).reshape(-1, 3).astype(np.float64) / 255.0 for x in (lq, hq))
+    for fl in (floor, floor / 3):
+        keep = (a.min(1) > fl) & (b.min(1) > fl) & (a.max(1) < 0.97) & (b.max(1) < 0.97)
+        if keep.sum() >= 20:
+            break
+    else:
+        return None  # too dark or too clipped to tell
+    la, lb = np.log(a[keep]), np.log(b[keep])
+    da, db = la - la.mean(0), lb - lb.mean(0)
+    g = max(float((da * db).sum() / max((db * db).sum(), 1e-9)), 0.2)  # floor: flat HQ, no tone to fit
+    k = la.mean(0) - g * lb.mean(0)
+    return _LOG_CHROMA @ k / g, _LOG_CHROMA @ la.mean(0) / g
+
+
 def wb_gain(lq: np.ndarray, hq: np.ndarray, short: int = 32, floor: float = 0.06) -> float:
     """White-balance gain between LQ and HQ that one common tone curve cannot explain.
 
@@ -198,18 +219,26 @@ def wb_gain(lq: np.ndarray, hq: np.ndarray, short: int = 32, floor: float = 0.06
     Dark LQs (low light) with too few pixels above `floor` are retried at floor / 3 (darker than
     that the logs are noise: the score is 0, the gate cannot tell).
     """
-    a, b = (_shrink(x, short).reshape(-1, 3).astype(np.float64) / 255.0 for x in (lq, hq))
-    for fl in (floor, floor / 3):
-        keep = (a.min(1) > fl) & (b.min(1) > fl) & (a.max(1) < 0.97) & (b.max(1) < 0.97)
-        if keep.sum() >= 20:
-            break
-    else:
-        return 0.0  # too dark or too clipped to tell
-    la, lb = np.log(a[keep]), np.log(b[keep])
-    da, db = la - la.mean(0), lb - lb.mean(0)
-    g = max(float((da * db).sum() / max((db * db).sum(), 1e-9)), 0.2)  # floor: flat HQ, no tone to fit
-    k = la.mean(0) - g * lb.mean(0)
-    return float(np.linalg.norm(_LOG_CHROMA @ k) / g)
+    fit = _wb_fit(lq, hq, short, floor)
+    return 0.0 if fit is None else float(np.linalg.norm(fit[0]))
+
+
+def wb_excess(lq: np.ndarray, hq: np.ndarray, short: int = 32, floor: float = 0.06) -> float:
+    """wb_gain's white-balance change, less what removing the LQ's own cast explains.
+
+    A faithful restoration of a tinted LQ (a low-light sensor tint, a yellowed print) moves the
+    white balance from the LQ's toward neutral, which wb_gain cannot tell from a cast. In the
+    log-chroma plane, with u the LQ's log grey world (mean log RGB off the grey axis, / g) and
+    v = u - d the HQ's (d: wb_gain's vector), the score is the distance of v from the segment
+    [0, u]: 0 when the HQ kept the LQ's balance, removed its cast or any part of it; a cast the
+    HQ added off that segment counts in full. Same fit, pixels and units as wb_gain.
+    """
+    fit = _wb_fit(lq, hq, short, floor)
+    if fit is None:
+        return 0.0
+    d, u = fit
+    lam = float(np.clip(d @ u / max(float(u @ u), 1e-12), 0.0, 1.0))
+    return float(np.linalg.norm(d - lam * u))
 
 
 def veil_cast(lq: np.ndarray, hq: np.ndarray, short: int = 32, iters: int = 20) -> float:
@@ -337,20 +366,48 @@ def detail_gain(lq_gray: np.ndarray, hq_gray: np.ndarray) -> float:
 
 def tile_shifts(
     lq_gray: np.ndarray, hq_gray: np.ndarray, grid: int = 4, min_response: float = 0.08
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Global shift, zoom and largest local misalignment from phase correlation on tiles.
 
     Both lumas are shrunk to WORK_SIZE and lightly blurred (noise), then each of grid x grid tiles
     gives a shift (dx, dy); tiles with a weak correlation peak (flat sky) are ignored. A model
     shift(p) = t + z (p - centre) is fitted by least squares: t -> shift_pct, z -> zoom_pct, the
-    largest residual -> misalign_pct (all in % of the short side, zoom in % of scale).
+    largest residual -> misalign_pct (all in % of the short side, zoom in % of scale). Both lumas
+    are first brought to the same contrast (std 40 levels), so a tile is flat relative to its image.
+    Phase correlation whitens the spectrum, so under heavy blur, noise or JPEG the LQ's high
+    frequencies (noise) get as much weight as its structure and the peak drops: with fewer than 3
+    confident tiles the pair is retried at half size (twice, down to 48 px: only the band the
+    damage left), then as one whole-image correlation; if even that has no confident peak the
+    gates abstain (None: the pair passes them, other gates still judge it) rather than report
+    a random shift.
     """
     h, w = lq_gray.shape[:2]
     if min(h, w) > WORK_SIZE:
         lq_gray, hq_gray = _shrink(lq_gray, WORK_SIZE), _shrink(hq_gray, WORK_SIZE)
-        h, w = lq_gray.shape[:2]
     a = cv2.GaussianBlur(lq_gray.astype(np.float32), (0, 0), 1.5)
     b = cv2.GaussianBlur(hq_gray.astype(np.float32), (0, 0), 1.5)
+    if a.std() < 2.0 or b.std() < 2.0:
+        return {"shift_pct": 0.0, "zoom_pct": 0.0, "misalign_pct": 0.0}  # flat: nothing to align
+    # same contrast (phase correlation ignores gain): a dark LQ's tiles are not taken for flat ones
+    a, b = a * (40.0 / float(a.std())), b * (40.0 / float(b.std()))
+    for level in range(3):
+        if level:
+            if min(a.shape) // 2 < 48:
+                break
+            a, b = (cv2.resize(x, (x.shape[1] // 2, x.shape[0] // 2), interpolation=cv2.INTER_AREA) for x in (a, b))
+        found = _tile_fit(a, b, grid, min_response)
+        if found is not None:
+            return found
+    h, w = a.shape
+    (dx, dy), response = cv2.phaseCorrelate(a - a.mean(), b - b.mean(), cv2.createHanningWindow((w, h), cv2.CV_32F))
+    if response < min_response:
+        return {"shift_pct": None, "zoom_pct": None, "misalign_pct": None}  # no confident peak: abstain
+    return {"shift_pct": float(np.hypot(dx, dy) / min(h, w) * 100), "zoom_pct": 0.0, "misalign_pct": 0.0}
+
+
+def _tile_fit(a: np.ndarray, b: np.ndarray, grid: int, min_response: float) -> dict[str, float | None] | None:
+    """tile_shifts at one size; None with fewer than 3 tiles that have a confident peak."""
+    h, w = a.shape[:2]
     short = min(h, w)
     tile = max(16, short // grid)
     window = cv2.createHanningWindow((tile, tile), cv2.CV_32F)
@@ -367,11 +424,7 @@ def tile_shifts(
             shifts.append((dx, dy))
             weights.append(response)
     if len(points) < 3:
-        if a.std() < 2.0 or b.std() < 2.0:
-            return {"shift_pct": 0.0, "zoom_pct": 0.0, "misalign_pct": 0.0}  # flat: nothing to align
-        window = cv2.createHanningWindow((w, h), cv2.CV_32F)
-        (dx, dy), _ = cv2.phaseCorrelate(a - a.mean(), b - b.mean(), window)
-        return {"shift_pct": float(np.hypot(dx, dy) / short * 100), "zoom_pct": 0.0, "misalign_pct": 0.0}
+        return None
     p, s, wt = np.asarray(points), np.asarray(shifts), np.sqrt(np.asarray(weights))
     keep = np.ones(len(p), bool)
     for _ in range(2):  # fit, drop outlier tiles (rain streaks, scratches), fit again
@@ -401,6 +454,8 @@ def _fit_shift_zoom(p: np.ndarray, s: np.ndarray, wt: np.ndarray) -> tuple[np.nd
 
 
 RESTORE_WORK = 384  # restore_change works on images whose short side is at most this
+# RGB -> (Y, Cb, Cr) with chroma centred on grey (BT.601)
+_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 
 
 def _filter_features(x: np.ndarray) -> np.ndarray:
@@ -413,9 +468,12 @@ def _filter_features(x: np.ndarray) -> np.ndarray:
 def restore_change(lq: np.ndarray, hq: np.ndarray, sigma: float = 2.0) -> float:
     """How much of the HQ's difference from the LQ is more than a filtered copy of the LQ.
 
-    Per channel, HQ ~ f(LQ) is fitted by least squares, f spanning a 3x3 neighbourhood, Gaussian
-    blurs (sigma 1, 2, 4), the square (a mild tone curve) and a constant: what a copy of the LQ
-    that was re-encoded, resized, sharpened or re-exposed looks like. The residual HQ - f(LQ) is
+    In luma / chroma (Y, Cb, Cr, all centred on grey), HQ_c ~ f(LQ_c) is fitted by least
+    squares, f spanning a 3x3 neighbourhood, Gaussian blurs (sigma 1, 2, 4), the square (a mild
+    tone curve) and a constant: what a copy of the LQ that was re-encoded, resized, sharpened or
+    re-exposed looks like. Luma has its own f; Cb and Cr share one, because a copy treats both alike
+    (JPEG's chroma subsampling blurs both), while a restoration that re-balances colour (a removed
+    tint, a de-toned old photo) moves them differently, and that counts as a change. The residual HQ - f(LQ) is
     blurred (sigma px: JPEG and noise differences average out; removed streaks, veils, noise
     texture and recovered detail do not) and its RMS on the 0-255 scale is the score. About 0
     for an unchanged LQ; a restoration that removed a degradation is well above. Clipped pixels
@@ -431,13 +489,16 @@ def restore_change(lq: np.ndarray, hq: np.ndarray, sigma: float = 2.0) -> float:
     if keep.sum() < 0.2 * keep.size:  # mostly black or clipped: no fit, the plain blurred difference
         d = cv2.GaussianBlur(b - a, (0, 0), sigma)
         return float(np.sqrt(np.mean(d[3:-3, 3:-3] ** 2)))
+    a, b = a @ _YCC.T, b @ _YCC.T
+    feats = [_filter_features(a[..., c]) for c in range(3)]
     resid = np.zeros(a.shape, np.float32)
-    for c in range(3):
-        feats = _filter_features(a[..., c])
-        f, y = feats[keep].astype(np.float64), b[..., c][keep].astype(np.float64)
+    for chans in ((0,), (1, 2)):  # luma: its own filter; both chroma channels: one filter
+        f = np.concatenate([feats[c][keep] for c in chans]).astype(np.float64)
+        y = np.concatenate([b[..., c][keep] for c in chans]).astype(np.float64)
         gram = f.T @ f
         coef = np.linalg.solve(gram + 1e-6 * np.trace(gram) / len(gram) * np.eye(len(gram)), f.T @ y)
-        resid[..., c] = feats @ coef.astype(np.float32) - b[..., c]
+        for c in chans:
+            resid[..., c] = feats[c] @ coef.astype(np.float32) - b[..., c]
     resid[~keep] = 0.0
     keep &= cv2.dilate((~keep).astype(np.uint8), np.ones((3, 3), np.uint8)) == 0
     r = cv2.GaussianBlur(resid, (0, 0), sigma)
@@ -456,6 +517,7 @@ def metric_scores(lq: np.ndarray, hq: np.ndarray, scales: tuple[float, ...] = (1
         "hue_shift": hue_shift(lq, hq_small),
         "wb_shift": wb_shift(lq, hq_small),
         "wb_gain": wb_gain(lq, hq_small),
+        "wb_excess": wb_excess(lq, hq_small),
         "veil_cast": veil_cast(lq, hq_small),
         "tone_cast": tone_cast(lq, hq_small),
         "lowfreq_corr": lowfreq_corr(lq_y, hq_y),

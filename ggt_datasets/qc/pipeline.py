@@ -2,7 +2,8 @@
 
     RAW/qc.jsonl          one row per pair: id, split, category, decision, scores, reasons
                           (what `ggt build` reads; scores become the qc_* columns)
-    RUN/ledger.sqlite     for a run directory, through Ledger.set_qc
+    RUN/ledger.sqlite     for a run directory
+    (both through ggt_datasets.pairstore: QC never asks which one a folder is)
 
 Example:
     >>> from ggt_datasets.qc.pipeline import run_qc, write_results
@@ -15,7 +16,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,79 +23,18 @@ from tqdm import tqdm
 
 from ggt_datasets.atomic import atomic_write_jsonl
 from ggt_datasets.images import ImageError, load_rgb
+from ggt_datasets.pairstore import QCItem, open_pair_store
 from ggt_datasets.qc.config import QCConfig, load_config
 from ggt_datasets.qc.gates import GATES, GATES_BY_NAME, metric_scores
-from ggt_datasets.raw import read_jsonl, read_reviews, scan_raw
+from ggt_datasets.raw import QC_FILE, read_jsonl  # noqa: F401  (QC_FILE: part of this module's API)
 
-QC_FILE = "qc.jsonl"
 STAGES: tuple[str, ...] = ("metric", "vlm")
-LEDGER_FILE = "ledger.sqlite"  # the synthesis run's ledger (ggt_datasets.synth.ledger)
-
-
-@dataclass
-class QCItem:
-    """One pair to check, from either source; `qc` and `review` are what is already recorded."""
-
-    id: str
-    split: str
-    category: str
-    lq: Path
-    hq: Path | None
-    qc: dict[str, Any] = field(default_factory=dict)
-    review: str = ""
-
-    @property
-    def key(self) -> str:
-        """Unique within a folder (raw ids may repeat across splits / categories)."""
-        return f"{self.split}/{self.category}/{self.id}"
-
-
-def is_run_dir(folder: str | os.PathLike) -> bool:
-    return (Path(folder) / LEDGER_FILE).is_file()
-
-
-def read_qc(folder: str | os.PathLike) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """(split, category, id) -> the last row of RAW/qc.jsonl for it."""
-    path = Path(folder) / QC_FILE
-    rows = read_jsonl(path) if path.is_file() else []
-    return {(r.get("split", ""), r.get("category", ""), str(r.get("id"))): r for r in rows}
 
 
 def load_items(folder: str | os.PathLike) -> tuple[list[QCItem], str]:
-    """Every pair in a run directory (state done) or raw layout, and which kind it is ('run'|'raw')."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: folder not found; give a raw layout or a `ggt synth` run directory")
-    if is_run_dir(folder):
-        from ggt_datasets.synth.ledger import Ledger
-
-        with Ledger(folder, create=False) as ledger:
-            rows = ledger.items("done")
-        items = []
-        for r in rows:
-            lq = Path(r["src_path"])
-            lq = lq if lq.is_absolute() else folder / lq
-            qc = {
-                "decision": r.get("qc_decision"),
-                "scores": r.get("qc_scores") or {},
-                "reasons": r.get("qc_reasons") or [],
-            }
-            items.append(
-                QCItem(
-                    r["id"],
-                    r.get("split") or "train",
-                    r["category"],
-                    lq,
-                    folder / r["hq_path"] if r.get("hq_path") else None,
-                    qc if qc["decision"] else {},
-                    r.get("review") or "",
-                )
-            )
-        return items, "run"
-    pairs, _problems = scan_raw(folder)
-    qc, reviews = read_qc(folder), read_reviews(folder)
-    items = [QCItem(p.id, p.split, p.category, p.lq, p.hq, qc.get(p.key, {}), reviews.get(p.id, "")) for p in pairs]
-    return items, "raw"
+    """Every pair of a run directory (state done) or raw layout, and the store's kind ('run'|'raw')."""
+    store = open_pair_store(folder)
+    return store.items(), store.kind
 
 
 def metric_reasons(scores: dict[str, float | None], category: str, config: QCConfig) -> list[str]:
@@ -194,15 +133,12 @@ def run_qc(
     if "vlm" in stages and vlm is None:
         raise ValueError("--stages vlm needs a judge: pass --vlm NAME (and --vlm-model, --base-url as needed)")
     config = config or load_config()
-    items, kind = load_items(folder)
-    if kind == "run":
+    store = open_pair_store(folder)
+    items = store.items()
+    if store.scale is not None and store.scale not in config.scales:
         from dataclasses import replace
 
-        from ggt_datasets.synth.ledger import read_settings
-
-        run_scale = (read_settings(folder) or {}).get("scale")
-        if isinstance(run_scale, (int, float)) and run_scale > 0 and run_scale not in config.scales:
-            config = replace(config, scales=(*config.scales, run_scale))  # the run's own --scale is expected
+        config = replace(config, scales=(*config.scales, store.scale))  # the run's own --scale is expected
     mine = items[rank::world]
     notes: list[str] = []
     nr = None
@@ -228,7 +164,10 @@ def run_qc(
             bar.update(1)
     bar.close()
     if nr is not None or "vlm" in stages:
+        from ggt_datasets.backends.usage import Meter, metered
+
         cache = JudgeCache(folder) if "vlm" in stages else None
+        run_meter = Meter()
         try:
             for res, item in zip(
                 tqdm(results, desc="ggt qc (nr/vlm)", unit="pair", disable=not progress), mine, strict=False
@@ -239,10 +178,16 @@ def run_qc(
                     _add_nr(res, item, nr, config)
                 if "vlm" in stages:
                     passed = res["stage_pass"].get("metric", True)
-                    _merge_vlm(res, check_pair(item, config, ("vlm",), vlm, cache, criteria) if passed else None)
+                    with metered(run_meter), metered() as meter:  # the judge's requests and cost, per pair
+                        judged = check_pair(item, config, ("vlm",), vlm, cache, criteria) if passed else None
+                    _merge_vlm(res, judged)
+                    if meter.requests or meter.cost_usd:
+                        res["vlm_usage"] = {"requests": meter.requests, "cost_usd": round(meter.cost_usd, 6)}
         finally:
             if cache is not None:
                 cache.close()
+        if "vlm" in stages:
+            notes.append(f"VLM judge: {run_meter.requests} requests, ${run_meter.cost_usd:.4f}")
     for res, item in zip(results, mine, strict=False):
         carry_over(res, item.qc, stages)
     return results, notes
@@ -345,25 +290,17 @@ def merge_parts(folder: str | os.PathLike, world: int) -> tuple[list[dict[str, A
 
 
 def write_results(folder: str | os.PathLike, results: list[dict[str, Any]]) -> None:
-    """Record decisions: RAW/qc.jsonl (rewritten whole, atomically) or the run's ledger."""
-    folder = Path(folder)
-    if is_run_dir(folder):
-        from ggt_datasets.synth.ledger import Ledger
+    """Record decisions in the folder's pair store: RAW/qc.jsonl (rewritten whole, atomically; rows of
+    other pairs kept) or the run's ledger (one transaction)."""
+    open_pair_store(folder).record_qc(results)
 
-        with Ledger(folder, create=False) as ledger:
-            for r in results:
-                ledger.set_qc(r["id"], r["decision"], r["scores"], r["reasons"])
-        return
-    keep = (
-        "id",
-        "split",
-        "category",
-        "decision",
-        "scores",
-        "reasons",
-        "reject_probability",
-        "flags",
-        "rationale",
-        "stage_pass",
-    )
-    atomic_write_jsonl(folder / QC_FILE, [{k: r[k] for k in keep if k in r} for r in results])
+
+def write_qc_config(folder: str | os.PathLike, config: QCConfig) -> Path:
+    """FOLDER/qc_config.json: the thresholds file QC used and its values (`ggt export` copies it into
+    ggt_config.json). Written atomically; returns its path."""
+    from ggt_datasets.atomic import atomic_write_json
+    from ggt_datasets.synth.export import QC_SETTINGS_FILE
+
+    path = Path(folder) / QC_SETTINGS_FILE
+    atomic_write_json(path, {"thresholds_file": config.source, **config.as_dict()}, indent=1)
+    return path

@@ -65,6 +65,10 @@ def make_report(
         "per_category": dict(sorted(per_cat.items())),
         "notes": notes,
         "config": config.as_dict(),
+        "vlm_usage": {
+            "requests": sum(r.get("vlm_usage", {}).get("requests", 0) for r in results),
+            "cost_usd": round(sum(r.get("vlm_usage", {}).get("cost_usd", 0.0) for r in results), 6),
+        },
     }
     return {"items": results, "summary": summary}
 

@@ -7,6 +7,9 @@ makes both. A *pipeline* maps (clean uint8 RGB, category, rng) to an LQ of the s
 | --------- | ------------------------------------------ | ---------------------------------------------- |
 | degrade   | ggt_datasets.degrade's models              | degrade's two rounds                           |
 | plain     | ggt_datasets.degrade's models              | one blur, noise or JPEG at a random strength   |
+| wide      | degrade's models, then a colour: a tint of | a chain of 2-4 of down/up-resize, blur, noise, |
+|           | any hue (low light), toning of any strength| JPEG at strengths up to heavy                  |
+|           | and tone (old photo), a WB error (others)  |                                                |
 | esrgan2   | other models (this file: streak lines,     | Real-ESRGAN second order: (blur, resize,       |
 |           | flat haze, flakes, colour noise, blotches) | noise, JPEG) twice, then a sinc filter         |
 
@@ -78,6 +81,58 @@ def pipeline_plain(img: np.ndarray, category: str, rng: np.random.Generator) -> 
 
 def pipeline_degrade(img: np.ndarray, category: str, rng: np.random.Generator) -> np.ndarray:
     return dg.degrade(img, category, rng)
+
+
+# --- pipeline "wide": degrade's primaries + colour (tint, toning) + a heavy plain chain ----------
+
+
+def _tint(rng: np.random.Generator, lo: float, hi: float) -> np.ndarray:
+    """Per-channel gains of strength lo-hi toward a random hue (mean gain 1)."""
+    hue, strength = rng.uniform(0, 2 * np.pi), rng.uniform(lo, hi)
+    return (1 + strength * np.cos(hue - np.array([0, 2 * np.pi / 3, 4 * np.pi / 3]))).astype(np.float32)
+
+
+def colour_of_lq(x: np.ndarray, category: str, rng: np.random.Generator) -> np.ndarray:
+    """What real LQs add to colour: a sensor tint under low light (linear light, any hue, up to
+    strong), toning of any strength and tone on an old photo (faint to full, sepia to cyanotype,
+    with fading), a white-balance error elsewhere (mild, half of the time)."""
+    if category == "low_light":
+        lin = np.power(np.clip(x, 0, 1), 2.2) * _tint(rng, 0.05, 0.35)
+        return np.power(np.clip(lin, 0, 1), 1 / 2.2)
+    if category == "old_photo":
+        gray = cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY)[..., None]
+        tone = np.clip(gray * _tint(rng, 0.1, 0.5), 0, 1)
+        amount = rng.uniform(0.05, 0.95)
+        y = x * (1 - amount) + tone * amount
+        fade = rng.uniform(0.0, 0.35)
+        return y * (1 - fade) + fade * rng.uniform(0.5, 0.9)
+    return x * _tint(rng, 0.02, 0.12) if rng.random() < 0.5 else x
+
+
+def heavy_chain(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """2-4 of: down to 0.3-0.8x and back, blur (sigma 0.5-3.5), noise (2-30 levels, grey or colour),
+    JPEG (quality 15-90), in random order."""
+    h, w = x.shape[:2]
+    for step in rng.permutation(4)[: int(rng.integers(2, 5))]:
+        if step == 0:
+            f = rng.uniform(0.3, 0.8)
+            small = cv2.resize(x, (max(8, round(w * f)), max(8, round(h * f))), interpolation=cv2.INTER_AREA)
+            x = cv2.resize(small, (w, h), interpolation=(cv2.INTER_LINEAR, cv2.INTER_CUBIC)[int(rng.integers(2))])
+        elif step == 1:
+            x = cv2.GaussianBlur(x, (0, 0), float(rng.uniform(0.5, 3.5)))
+        elif step == 2:
+            shape = x.shape if rng.random() < 0.5 else (*x.shape[:2], 1)
+            x = x + rng.normal(0, rng.uniform(2, 30) / 255, shape).astype(np.float32)
+        else:
+            x = _f(jpeg(_u8(np.clip(x, 0, 1)), int(rng.integers(15, 91))))
+    return np.clip(x, 0, 1).astype(np.float32)
+
+
+def pipeline_wide(img: np.ndarray, category: str, rng: np.random.Generator) -> np.ndarray:
+    x = _f(img)
+    x = x if category == "mixed" else _primary_degrade(x, category, rng)
+    x = colour_of_lq(np.clip(x, 0, 1).astype(np.float32), category, rng)
+    return _u8(heavy_chain(np.clip(x, 0, 1).astype(np.float32), rng))
 
 
 # --- pipeline "esrgan2": other primaries + Real-ESRGAN's second-order secondary -------------------
@@ -225,7 +280,12 @@ def pipeline_esrgan2(img: np.ndarray, category: str, rng: np.random.Generator) -
     return _u8(esrgan_second_order(x, rng, _ESRGAN_STRENGTH[category]))
 
 
-PIPELINES: dict[str, Pipeline] = {"degrade": pipeline_degrade, "plain": pipeline_plain, "esrgan2": pipeline_esrgan2}
+PIPELINES: dict[str, Pipeline] = {
+    "degrade": pipeline_degrade,
+    "plain": pipeline_plain,
+    "wide": pipeline_wide,
+    "esrgan2": pipeline_esrgan2,
+}
 
 
 # --- faithful targets as generators make them --------------------------------------------------

@@ -2,7 +2,8 @@
 
 | split    | photos                                                          | pipelines       | seed |
 | -------- | --------------------------------------------------------------- | --------------- | ---- |
-| fit      | scikit-image: astronaut, chelsea, coffee, rocket, motorcycle L/R | degrade, plain  | 0    |
+| fit      | scikit-image: astronaut, chelsea, coffee, rocket, motorcycle L/R | degrade, plain, | 0-2  |
+|          |                                                                 | wide            |      |
 | heldout  | matplotlib's grace_hopper + the photos pyiqa ships for its tests | esrgan2         | 1000 |
 
 Every crop of a photo is degraded once per category; each LQ gets these HQ targets (label):
@@ -39,14 +40,20 @@ class Split:
     photos: tuple[str, ...]
     pipelines: tuple[str, ...]
     seed: int
+    more_seeds: tuple[int, ...] = ()  # further fitting rounds: new crops and degradations
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return (self.seed, *self.more_seeds)
 
 
 SPLITS: dict[str, Split] = {
     "fit": Split(
         "fit",
         ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right"),
-        ("degrade", "plain"),
+        ("degrade", "plain", "wide"),
         0,
+        (1, 2),
     ),
     "heldout": Split(
         "heldout",
@@ -136,9 +143,20 @@ class Planted:
 
 
 def planted_pairs(split: Split, per_photo: int, size: int, seed: int | None = None) -> Iterator[Planted]:
-    """Every pair of the split: photos x crops x categories x (faithful kinds + faults + no-ops)."""
-    rng = np.random.default_rng(split.seed if seed is None else seed)
-    bases = [(name, k, c) for name in split.photos for k, c in enumerate(crops(load_photo(name), per_photo, size, rng))]
+    """Every pair of the split: seeds x photos x crops x categories x (faithful kinds + faults + no-ops).
+
+    Each seed of the split (or `seed` alone) is one round with its own crops; crops of round r are
+    numbered from r x per_photo so that ids stay unique.
+    """
+    for r, s in enumerate(split.seeds if seed is None else (seed,)):
+        yield from _round(split, per_photo, size, np.random.default_rng(s), r * per_photo)
+
+
+def _round(split: Split, per_photo: int, size: int, rng: np.random.Generator, first: int) -> Iterator[Planted]:
+    bases = [
+        (name, first + k, c)
+        for name in split.photos for k, c in enumerate(crops(load_photo(name), per_photo, size, rng))
+    ]
     for i, (name, k, clean) in enumerate(bases):
         others = [b for n, _, b in bases if n != name]
         for j, cat in enumerate(CATEGORIES):

@@ -155,3 +155,16 @@ def test_calibrate_command_errors_are_one_line(reviewed, tmp_path, capsys):
     assert "no reviewed pairs" in err and err.count("\n") == 1 and not (tmp_path / "x.yaml").exists()
     assert ggt(["qc", str(reviewed), str(empty)]) == 2
     assert "several folders are for `ggt qc calibrate" in capsys.readouterr().err
+
+
+def test_restore_change_is_never_fitted_below_its_floor():
+    """Faithful pairs that barely change the LQ (0.3) would pull the fitted bar under what a JPEG
+    re-encode of the LQ scores; the floor (0.9) holds, and the rates written are the floor's."""
+    from ggt_datasets.qc.calibrate import FLOORS
+
+    rows = [{"category": "mixed", "label": "accept", "scores": {"restore_change": 0.3 + i}} for i in range(10)]
+    rows += [{"category": "mixed", "label": "reject", "scores": {"restore_change": 0.0}} for _ in range(10)]
+    fit = fit_thresholds(rows, target=0.03, min_count=5, gates=("restore_change",))
+    assert FLOORS == {"restore_change": 0.9}
+    assert fit.global_fit.thresholds["restore_change"] == 0.9
+    assert fit.global_fit.gate_frr["restore_change"] == 0.1 and fit.global_fit.gate_catch["restore_change"] == 1.0

@@ -53,6 +53,7 @@ CASES = {
     "hue_shift": ("mixed", MIXED, CLEAN, cast(CLEAN)),
     "wb_shift": ("mixed", MIXED, CLEAN, cast(CLEAN)),
     "wb_gain": ("mixed", MIXED, CLEAN, cast(CLEAN)),
+    "wb_excess": ("low_light", cast(degrade(CLEAN, "low_light", np.random.default_rng(4)), 0, 0.2), CLEAN, cast(CLEAN)),
     "veil_cast": ("haze", degrade(CLEAN, "haze", np.random.default_rng(1)), CLEAN, cast(CLEAN, 120, 0.2)),
     "tone_cast": ("old_photo", old_photo_lq(CLEAN), CLEAN, cast(CLEAN, 240, 0.2)),
     "lowfreq_corr": ("mixed", MIXED, CLEAN, FAULTS["replaced_scene"](CLEAN, RNG, other=OTHER)),

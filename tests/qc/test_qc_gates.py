@@ -159,3 +159,21 @@ def test_nr_gain_runs_from_the_weights_folder(tmp_path, monkeypatch, photo):
     noisy = np.clip(hq + rng.normal(0, 25, hq.shape), 0, 255).astype(np.uint8)
     gain = scorer.gain(noisy, hq)
     assert np.isfinite(gain) and gain == pytest.approx(-scorer.gain(hq, noisy))
+
+
+def test_shift_is_measured_on_a_dark_lq_and_abstains_without_a_confident_peak():
+    """A dark LQ (10% exposure) still gives the true shift; with no tile (at any of the three sizes)
+    nor the whole image above the peak needed, the shift gates abstain (None: they pass, other
+    gates judge) instead of guessing. (Noise against a photo still finds chance peaks above 0.5 on
+    small tiles, so the abstention is shown with a peak no correlation reaches.)"""
+    from ggt_datasets.qc.gates import luma, tile_shifts
+
+    clean = real_photo("astronaut", 256)
+    moved = np.roll(clean, 8, axis=1)  # 8 px of 256: 3.125% of the short side
+    dark = np.clip(clean * 0.1 + 0.5, 0, 255).astype(np.uint8)
+    assert tile_shifts(luma(dark), luma(moved))["shift_pct"] == pytest.approx(8 / 256 * 100, abs=0.2)
+    assert tile_shifts(luma(dark), luma(clean))["shift_pct"] == pytest.approx(0.0, abs=0.1)
+    noise = np.random.default_rng(0).integers(0, 256, clean.shape, dtype=np.uint8)
+    none = {"shift_pct": None, "zoom_pct": None, "misalign_pct": None}
+    assert tile_shifts(luma(noise), luma(clean), min_response=2.0) == none
+    assert tile_shifts(luma(dark), luma(moved), min_response=0.5)["shift_pct"] == pytest.approx(3.125, abs=0.2)

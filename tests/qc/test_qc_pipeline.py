@@ -15,8 +15,10 @@ import pytest
 from ggt_datasets.backends.base import JudgeResult
 from ggt_datasets.cli import main as ggt
 from ggt_datasets.images import encode_png, load_rgb
+from ggt_datasets.qc.config import load_config
 from ggt_datasets.qc.demo import demo
 from ggt_datasets.qc.pipeline import load_items, merge_parts, run_qc, write_part
+from ggt_datasets.qc.report import make_report
 from ggt_datasets.raw import read_jsonl
 from ggt_datasets.sample import make_sample
 from ggt_datasets.testing.qc_faults import shift
@@ -53,6 +55,11 @@ def test_qc_command_writes_decisions_report_and_html(raw, tmp_path, capsys):
     assert html.count("data:image/png;base64,") == 2 and 'id="pass-rates"' in html
     assert all(f"<td>{g}</td>" in html for g in caught_by)
     assert "18 pairs" in capsys.readouterr().out
+    # the thresholds it used, for `ggt export` (ggt_config.json's "qc")
+    from ggt_datasets.qc.config import DEFAULT_CONFIG_FILE
+
+    used = json.loads((raw / "qc_config.json").read_text())
+    assert used == {"thresholds_file": str(DEFAULT_CONFIG_FILE), **load_config().as_dict()}
 
 
 def test_parts_from_two_ranks_merge_to_the_single_run(raw, tmp_path):
@@ -152,6 +159,10 @@ def test_demo_lines_and_reports(raw, tmp_path):
     assert lines[0].startswith("QC (stage 1, metric gates): 18 pairs")
     assert any(line.split()[1:] == ["rejected", "1"] for line in lines[1:])  # the gate that caught the planted shift
     assert (tmp_path / "qc_report.json").is_file() and (tmp_path / "qc_report.html").is_file()
+    n = json.loads((tmp_path / "qc_report.json").read_text())["summary"]["rejected_by"].get("restore_change", 0)
+    why = [line for line in lines if line.startswith("  why restore_change:")]
+    assert why == ([why[0]] if n else []) and (not n or why[0].startswith(f"  why restore_change: {n} HQ(s) "))
+    assert (raw / "qc_config.json").is_file()
 
 
 def test_missing_folder_is_a_clear_error(tmp_path, capsys):
@@ -165,13 +176,19 @@ def test_gemini_judge_through_the_fake_api_server(raw):
 
     with FakeAPIServer() as server:
         vlm = make_vlm("gemini", model="fake-judge-qc", base_url=server.base_url, api_key="test", api_version="v1beta")
-        first, _ = run_qc(raw, ("metric", "vlm"), vlm=vlm, progress=False)
+        first, notes = run_qc(raw, ("metric", "vlm"), vlm=vlm, progress=False)
         judged = [r for r in first if r["stage_pass"].get("vlm") is not None]
         calls = server.stats["json_answers"]
         assert judged and calls == len(judged)
         assert all(0 <= r["scores"]["vlm_f"] <= 100 and "vlm_d" in r["scores"] for r in judged)
-        run_qc(raw, ("metric", "vlm"), vlm=vlm, progress=False)
+        # metered: every judged pair counts its one request, and the run's note the total
+        assert [r["vlm_usage"]["requests"] for r in judged] == [1] * len(judged)
+        assert not [r for r in first if r["stage_pass"].get("vlm") is None and "vlm_usage" in r]
+        assert f"VLM judge: {calls} requests, $" in " ".join(notes)
+        assert make_report(first, notes, load_config())["summary"]["vlm_usage"]["requests"] == calls
+        again, notes = run_qc(raw, ("metric", "vlm"), vlm=vlm, progress=False)
         assert server.stats["json_answers"] == calls  # cached: not paid twice
+        assert "VLM judge: 0 requests, $0.0000" in notes and not [r for r in again if "vlm_usage" in r]
 
 
 def test_a_later_stage_keeps_the_earlier_stage_scores(raw, tmp_path):

@@ -12,7 +12,7 @@ from conftest import real_photo
 from ggt_datasets.backends.base import JUDGE_FLAGS
 from ggt_datasets.degrade import degrade
 from ggt_datasets.qc.config import FLAGS, QCConfig
-from ggt_datasets.qc.gates import metric_scores, wb_gain
+from ggt_datasets.qc.gates import metric_scores, wb_excess, wb_gain
 from ggt_datasets.qc.pipeline import metric_reasons
 from ggt_datasets.testing.qc_faults import faithful_variant
 
@@ -140,3 +140,28 @@ def test_old_photo_casts_fail_tone_cast(hue):
         assert failed(lq, clean, "old_photo") == set(), name
         assert failed(lq, faithful_variant(clean, rng), "old_photo") == set(), name
         assert "tone_cast" in failed(lq, cast(clean, hue, 0.2), "old_photo"), (name, hue)
+
+
+def _neutralised(img: np.ndarray) -> np.ndarray:
+    """img in mid-range (no pixel dark or clipped) divided by its own log grey world gains: no cast left."""
+    x = 0.2 + 0.55 * img.astype(np.float64) / 255
+    g = np.exp(np.log(x.reshape(-1, 3)).mean(0))
+    return np.clip(255 * x * (g.mean() / g) + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_wb_excess_credits_removing_the_lqs_own_cast_but_not_adding_one():
+    """A tinted LQ: an HQ that removed the tint scores ~0 on wb_excess (wb_gain sees the tint); a
+    cast it added is charged in full (more of the LQ's tint: exactly wb_gain; past neutral or
+    sideways: what is off the segment, still the size of a 0.15 gain); never more than wb_gain."""
+    clean = _neutralised(real_photo("coffee", 128))
+    lq = cast(clean, 30, 0.15)
+    assert wb_gain(lq, clean) > 0.1  # wb_gain calls the removed tint a cast
+    assert wb_excess(lq, clean) < 0.02
+    assert wb_excess(lq, cast(clean, 30, 0.07)) < 0.02  # half of it removed
+    assert wb_excess(lq, lq) == pytest.approx(0.0, abs=1e-9)
+    more = cast(lq, 30, 0.15)
+    assert wb_excess(lq, more) == wb_gain(lq, more)
+    for hq in (more, cast(clean, 210, 0.15), cast(clean, 120, 0.15)):
+        assert wb_excess(lq, hq) > 0.15
+    for hq in (clean, lq, cast(clean, 210, 0.15), faithful_variant(clean, np.random.default_rng(0))):
+        assert wb_excess(lq, hq) <= wb_gain(lq, hq) + 1e-12
