@@ -38,7 +38,7 @@ def demo(raw: pathlib.Path, out: pathlib.Path) -> list[str]:
     if s["rejected_by"].get("restore_change"):
         lines.append(
             f"  why restore_change: {s['rejected_by']['restore_change']} HQ(s) are little more than a filtered copy of"
-            " the LQ (the demo's classical baseline barely changes images; a real restorer's output passes)"
+            " the LQ (the demo's classical baseline barely changes images)"
         )
     lines += [f"  note: {n}" for n in notes]
     lines.append(f"  report: {out / 'qc_report.json'}, {out / 'qc_report.html'}")
