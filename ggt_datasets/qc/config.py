@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ggt_datasets import schema
 from ggt_datasets.backends.base import JUDGE_FLAGS
+from ggt_datasets.config_files import read_yaml_mapping
 from ggt_datasets.qc.gates import GATE_NAMES
 
 DEFAULT_CONFIG_FILE = Path(__file__).with_name("default_thresholds.yaml")
@@ -114,15 +113,7 @@ def _check_gate_table(table: dict[str, Any], where: str) -> None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: QC config file not found (start from {DEFAULT_CONFIG_FILE})")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level (gates:, categories:, vlm:)")
-    return data
+    return read_yaml_mapping(path, "QC config file", hint=f" (start from {DEFAULT_CONFIG_FILE})")
 
 
 _KEYS = ("gates", "categories", "scales", "nr_metric", "vlm", "combiner")
