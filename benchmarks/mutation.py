@@ -250,11 +250,22 @@ def check_imports(copy: Path, module: str) -> None:
         raise ModuleRunError(f"{name} does not import from {want} (got {out.stdout.strip()} {out.stderr[-500:]})")
 
 
+def mutmut_command() -> str | None:
+    """The mutmut executable: next to this Python (a venv), else on PATH (a `pip install --target` tree)."""
+    beside = Path(sys.executable).with_name("mutmut")
+    return str(beside) if beside.exists() else shutil.which("mutmut")
+
+
+def with_path(first: Path) -> str:
+    """PYTHONPATH with `first` in front of whatever the caller already had (e.g. a --target install)."""
+    return os.pathsep.join([str(first), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
 def run_mutmut(copy: Path, names: list[str] | None, jobs: int, timeout: float | None, log: Path) -> tuple[float, int]:
     """Run `mutmut run` in `copy`; (wall seconds, exit code)."""
-    mutmut = Path(sys.executable).with_name("mutmut")
+    mutmut = mutmut_command()
     (copy / "mutants").mkdir(exist_ok=True)  # exists before Python starts, so PYTHONPATH finds it
-    env = {**os.environ, "PYTHONPATH": str(copy / "mutants")}
+    env = {**os.environ, "PYTHONPATH": with_path(copy / "mutants")}
     start = time.monotonic()
     with log.open("w") as out:
         proc = subprocess.Popen([str(mutmut), "run", "--max-children", str(jobs), *(names or [])], cwd=copy,
@@ -348,11 +359,11 @@ def verify(copy: Path, module: str, tests: list[str], n: int) -> list[dict]:
     shutil.rmtree(scratch, ignore_errors=True)
     shutil.copytree(copy, scratch, symlinks=True)
     rel, checks = to_copy_path(module), []
-    env = {k: v for k, v in os.environ.items() if k != "MUTANT_UNDER_TEST"} | {"PYTHONPATH": str(scratch)}
+    env = {k: v for k, v in os.environ.items() if k != "MUTANT_UNDER_TEST"} | {"PYTHONPATH": with_path(scratch)}
     for status, names in by_status.items():
         for name in spread(names, n)[:n]:
             shutil.copy2(copy / rel, scratch / rel)
-            subprocess.run([str(Path(sys.executable).with_name("mutmut")), "apply", name], cwd=scratch, check=True,
+            subprocess.run([mutmut_command(), "apply", name], cwd=scratch, check=True,
                            capture_output=True)
             changed = (scratch / rel).read_text() != (copy / rel).read_text()
             rc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
@@ -459,8 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.jobs < 1 or (args.max_mutants is not None and args.max_mutants < 1):
         p.error("--jobs and --max-mutants must be at least 1")
-    if not Path(sys.executable).with_name("mutmut").exists():
-        p.error(f"no mutmut next to {sys.executable}; run this with the venv's python (pip install mutmut)")
+    if mutmut_command() is None:
+        p.error(f"no mutmut next to {sys.executable} or on PATH; pip install mutmut (the dev extra)")
     os.nice(args.nice)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # so a kill also stops the mutmut session
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ggt-mutation-"))
