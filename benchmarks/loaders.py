@@ -35,6 +35,7 @@ import skimage.data
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ggt_datasets.atomic import atomic_write_bytes
 from ggt_datasets.build import build_dataset
 from ggt_datasets.images import encode_png
 from ggt_datasets.loaders import PairedImageDataset, PairedTransformConfig, make_dataloader
@@ -58,8 +59,8 @@ def make_raw(raw: Path, n: int, size: int, seed: int = 0) -> None:
             hq = hq[:, ::-1]
         lq = cv2.GaussianBlur(hq, (0, 0), 1.5).astype(np.float32) + rng.normal(0, 8, hq.shape)
         lq = np.clip(lq, 0, 255).astype(np.uint8)
-        (raw / "train" / "mixed" / "hq" / f"pair{k:04d}.png").write_bytes(encode_png(np.ascontiguousarray(hq), 3))
-        (raw / "train" / "mixed" / "lq" / f"pair{k:04d}.png").write_bytes(encode_png(lq, 3))  # BasicSR's level
+        atomic_write_bytes(raw / "train" / "mixed" / "hq" / f"pair{k:04d}.png", encode_png(np.ascontiguousarray(hq), 3))
+        atomic_write_bytes(raw / "train" / "mixed" / "lq" / f"pair{k:04d}.png", encode_png(lq, 3))  # BasicSR's level
 
 
 class BasicSRStyle(Dataset):

@@ -25,6 +25,8 @@ import skimage.data
 import torch
 from PIL import Image
 
+from ggt_datasets.atomic import atomic_write_bytes
+from ggt_datasets.images import encode_png
 from ggt_datasets.metrics import evaluate_module_path, psnr, ssim, to_tensor
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
@@ -108,8 +110,8 @@ def bench_evaluate(n: int, size: int) -> None:
         preds, refs = [], []
         for i, (lq, hq) in enumerate(data):
             p, r = Path(tmp) / f"p{i}.png", Path(tmp) / f"r{i}.png"
-            Image.fromarray(lq).save(p, compress_level=1)
-            Image.fromarray(hq).save(r, compress_level=1)
+            atomic_write_bytes(p, encode_png(lq, compress_level=1))
+            atomic_write_bytes(r, encode_png(hq, compress_level=1))
             preds.append(str(p))
             refs.append(str(r))
         module = evaluate.load(evaluate_module_path())

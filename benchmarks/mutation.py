@@ -52,6 +52,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from ggt_datasets.atomic import atomic_write_text  # noqa: E402
 
 
 class ModuleRunError(RuntimeError):
@@ -205,7 +207,7 @@ def write_config(copy: Path, module: str, tests: list[str]) -> None:
                 use_git_change_detection=False)
     text = re.sub(r"(?ms)^\[tool\.mutmut\]\n.*?(?=^\[|\Z)", "", text)
     body = "".join(f"{k} = {toml_value(v)}\n" for k, v in conf.items())
-    (copy / "pyproject.toml").write_text(text.rstrip() + "\n\n[tool.mutmut]\n" + body)
+    atomic_write_text(copy / "pyproject.toml", text.rstrip() + "\n\n[tool.mutmut]\n" + body)
 
 
 @contextmanager
@@ -378,8 +380,8 @@ def verify(copy: Path, module: str, tests: list[str], n: int) -> list[dict]:
 
 def write_report(out: Path, rows: list[dict], survivors: list[dict], workdir: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "survivors.json").write_text(json.dumps({"summary": rows, "survivors": survivors}, indent=1,
-                                                   ensure_ascii=False))
+    atomic_write_text(out / "survivors.json", json.dumps({"summary": rows, "survivors": survivors}, indent=1,
+                                                                 ensure_ascii=False))
     md = [f"# Mutation testing: mutants the tests did not kill\n\nSnapshots (for `mutmut show NAME`): {workdir}. "
           "Line numbers are the snapshot's; the work tree may have moved on.\n"]
     for row in rows:
@@ -393,7 +395,7 @@ def write_report(out: Path, rows: list[dict], survivors: list[dict], workdir: Pa
                + ("agrees" if c["agrees"] else "DISAGREES") for c in row["verify"]]
         md.append("")
         md += [f"- `{s['file']}:{s['line']}` {s['status']}: `{s['change']}` ({s['mutant']})" for s in mine]
-    (out / "survivors.md").write_text("\n".join(md) + "\n")
+    atomic_write_text(out / "survivors.md", "\n".join(md) + "\n")
 
 
 def print_table(rows: list[dict]) -> None:
@@ -414,7 +416,7 @@ def run_module(module: str, base: Path, copy: Path, args: argparse.Namespace) ->
     shutil.copytree(base, copy)
     target = copy / to_copy_path(module)
     source, skipped = undecorate(target.read_text())
-    target.write_text(source)
+    atomic_write_text(target, source)
     tests = tests_for(module, copy, args.discover)
     if not tests:
         raise ModuleRunError(f"no test files for {module}")

@@ -27,6 +27,7 @@ import numpy as np
 import skimage.data
 from PIL import Image
 
+from ggt_datasets.atomic import atomic_open, atomic_write_bytes
 from ggt_datasets.backends import make_generator
 from ggt_datasets.images import encode_png
 from ggt_datasets.synth.config import SynthConfig
@@ -48,9 +49,10 @@ def make_inputs(folder: Path, n: int, size: int = 512, fmt: str = "jpeg") -> Pat
     for i in range(n):
         noisy = np.clip(base + rng.integers(-6, 7, base.shape), 0, 255).astype(np.uint8)
         if fmt == "png":
-            (folder / "rain" / f"b{i:04d}.png").write_bytes(encode_png(noisy, compress_level=1))
+            atomic_write_bytes(folder / "rain" / f"b{i:04d}.png", encode_png(noisy, compress_level=1))
         else:
-            Image.fromarray(noisy).save(folder / "rain" / f"b{i:04d}.jpg", quality=90)
+            with atomic_open(folder / "rain" / f"b{i:04d}.jpg") as f:
+                Image.fromarray(noisy).save(f, format="JPEG", quality=90)
     return folder
 
 
@@ -80,7 +82,7 @@ def sequential_baseline(lq: Path, out: Path, url: str, n: int) -> float:
     t0 = time.monotonic()
     for path in paths:
         result = gen.restore(path.read_bytes(), prompt, {"category": "rain"})
-        (out / path.name).write_bytes(result.image)
+        atomic_write_bytes(out / path.name, result.image)
     return len(paths) / (time.monotonic() - t0)
 
 

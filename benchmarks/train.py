@@ -46,6 +46,8 @@ from typing import Any
 
 import torch
 
+from ggt_datasets.atomic import atomic_open, atomic_write_text
+
 # name -> (BasicSR class, constructor kwargs per size, scale)
 ARCHS: dict[str, dict[str, Any]] = {
     "swinir": {"scale": 2, "paper": dict(embed_dim=180, depths=[6] * 6, num_heads=[6] * 6, window_size=8),
@@ -137,7 +139,8 @@ def _our_step(net: torch.nn.Module, lq: torch.Tensor, hq: torch.Tensor, device: 
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{cfg['arch']}.pth"
-        torch.save({"params": net.state_dict()}, path)
+        with atomic_open(path) as f:
+            torch.save({"params": net.state_dict()}, f)
         model = load_official(path)
     args = parse_args(["--dataset_name", "unused", "--use_ema"] + (["--channels_last"] if cfg["channels_last"] else []))
     accelerator = Accelerator(mixed_precision="bf16" if cfg["bf16"] else "no", cpu=device.type == "cpu")
@@ -372,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
            "device_name": torch.cuda.get_device_name(0) if cuda else platform.processor() or platform.machine(),
            "threads": torch.get_num_threads()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"environment": env, "results": rows}, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps({"environment": env, "results": rows}, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
 

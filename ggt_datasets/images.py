@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ggt_datasets import schema
+
 # One pixel limit for every reader (build, QC, eval, loaders, review, synthesis inputs): the header's
 # declared size is checked before any decode. 8192 x 8192 (67 MP) stays under Pillow's own default
 # (89.5 MP, above which plain `datasets`/Pillow warn and at twice that refuse), so every image a
@@ -35,6 +37,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 DEFAULT_MAX_PIXELS = 8192 * 8192
 MAX_PIXELS_ENV = "GGT_MAX_PIXELS"
 Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS  # Pillow's own check as a backstop (it refuses at 2x)
+
+# The image file names every folder scanner accepts (matched case-insensitively). Defined once, in
+# the schema (the raw layout's `{id}.{png,jpg,jpeg,webp}`), and used from here by every scanner.
+IMAGE_SUFFIXES: tuple[str, ...] = schema.IMAGE_SUFFIXES
+TEMP_SUFFIX = ".tmp"  # atomic.py's (and finetune's) temporary names: `.NAME.XXXX.tmp`, never listed
 
 ImageSource = str | os.PathLike | bytes | Image.Image
 EXIF_ORIENTATION_TAG = 0x0112
@@ -304,3 +311,59 @@ def _is_plain_png(data: bytes) -> bool:
             return True
         pos += 12 + length
     return False  # truncated: let Pillow report it
+
+
+def is_image_name(name: str) -> bool:
+    """True for a visible file name with an image suffix (case-insensitive): 'a.PNG' yes, '.a.png' no."""
+    return not name.startswith(".") and not name.endswith(TEMP_SUFFIX) and Path(name).suffix.lower() in IMAGE_SUFFIXES
+
+
+def visible_files(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """Every visible file under `folder`, sorted folder by folder: the walk `image_files` filters.
+
+    Left out: names starting with '.' (hidden files, hidden folders and everything in them, and so
+    our own temporary files `.NAME.XXXX.tmp`) and names ending in '.tmp'. Symlink policy: a
+    symlinked *folder* is never entered (wherever it points, so a link cannot lead the scan out of
+    the tree, into a loop, or list a file twice); a symlinked *file* is listed when its target is a
+    file (a folder of links to photos works), a dangling one is left out. `folder` itself may be a
+    link. Raises FileNotFoundError / NotADirectoryError naming `folder`, and the OSError of any
+    subfolder that cannot be read (a silently skipped folder would silently lose images).
+    """
+    root = Path(folder)
+    if not root.exists():
+        raise FileNotFoundError(f"{root}: folder not found")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root}: not a folder")
+    found: list[Path] = []
+    pending = [root]
+    while pending:
+        current = pending.pop()
+        try:
+            entries = sorted(os.scandir(current), key=lambda e: e.name)
+        except OSError as err:
+            raise OSError(err.errno, f"{current}: cannot list the folder ({err.strerror})") from None
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or name.endswith(TEMP_SUFFIX):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if recursive:
+                    pending.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=True):
+                found.append(Path(entry.path))
+    return sorted(found)
+
+
+def image_files(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """The image files under `folder` (IMAGE_SUFFIXES, any case), sorted; `visible_files`'s policy.
+
+    Sorted as paths (folder by folder: 'a/z.png' before 'a-b/c.png'); paths are `folder / ...`,
+    not resolved. recursive=False lists `folder` itself only. An empty result is an empty list:
+    callers say what they expected. Raises FileNotFoundError / NotADirectoryError naming `folder`.
+
+    Example:
+        >>> from ggt_datasets.images import image_files
+        >>> image_files("photos/")  # doctest: +SKIP
+        [PosixPath('photos/a.jpg'), PosixPath('photos/rain/b.PNG')]
+    """
+    return [p for p in visible_files(folder, recursive) if is_image_name(p.name)]

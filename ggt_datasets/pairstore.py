@@ -3,8 +3,8 @@
 One protocol, two implementations; callers open a store and never ask which one they got:
 
     RunPairStore   a `ggt synth` run directory: its done items, QC and review in RUN/ledger.sqlite
-    RawPairStore   a raw layout: scan_raw's pairs, RAW/qc.jsonl (rewritten whole, atomically) and
-                   RAW/review.jsonl (one fsynced line appended per decision, last one wins)
+    RawPairStore   a raw layout: scan_raw's pairs, RAW/qc.jsonl and RAW/review.jsonl (one line
+                   added per decision, last one wins), each rewritten whole, atomically
 
 A malformed line in qc.jsonl or review.jsonl is skipped and kept in `store.problems` with its line
 number; the other lines are used.
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ggt_datasets import schema
-from ggt_datasets.atomic import WriteError, _describe, atomic_write_jsonl
+from ggt_datasets.atomic import atomic_append_jsonl, atomic_write_jsonl
 from ggt_datasets.raw import QC_FILE, REVIEW_FILE, Problem, read_jsonl_records, scan_raw
 
 LEDGER_FILE = "ledger.sqlite"  # ggt_datasets.synth.ledger.LEDGER_FILE (not imported: keeps this module light)
@@ -105,21 +105,13 @@ def check_decision(decision: Any) -> str:
 
 
 def append_line(path: Path, row: dict[str, Any]) -> None:
-    """Append one JSON line and fsync, so a record survives a crash right after it.
+    """Add one JSON line to a JSON-lines file (review.jsonl, arena.jsonl), durable on return.
 
-    A last line cut by an earlier kill (no final newline) is closed first, so the new record
-    stays a line of its own (the cut one is then skipped by the tolerant reader)."""
-    try:
-        with open(path, "a+b") as f:
-            if f.tell() > 0:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    f.write(b"\n")
-            f.write((json.dumps(row, sort_keys=True) + "\n").encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as err:
-        raise WriteError(err.errno, _describe(err, Path(path))) from None
+    The file is rewritten whole through a temporary name and a rename (atomic_append_jsonl), so
+    a kill leaves the old file or the new one, never a cut line; decisions are kept in order
+    (last one wins) and concurrent writers in one folder are serialised. A last line cut by an
+    older, plain append is closed first (the tolerant reader then skips it)."""
+    atomic_append_jsonl(path, row)
 
 
 class _Store:
@@ -207,7 +199,7 @@ class RunPairStore(_Store):
 
 
 class RawPairStore(_Store):
-    """The pairs of a raw layout; QC in RAW/qc.jsonl, review decisions appended to RAW/review.jsonl.
+    """The pairs of a raw layout; QC in RAW/qc.jsonl, review decisions added to RAW/review.jsonl.
 
     Example:
         >>> RawPairStore("RAW").qc_location      # doctest: +SKIP

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ggt_datasets import schema
+from ggt_datasets.images import IMAGE_SUFFIXES, is_image_name, visible_files
 
 METADATA_FILE = "metadata.jsonl"
 REVIEW_FILE = "review.jsonl"
@@ -77,11 +78,9 @@ def _images_by_stem(folder: Path) -> tuple[dict[str, Path], list[Problem]]:
     problems: list[Problem] = []
     if not folder.is_dir():
         return found, problems
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        if path.suffix.lower() not in schema.IMAGE_SUFFIXES:
-            problems.append(Problem(str(path), f"not an image file name (expected {', '.join(schema.IMAGE_SUFFIXES)})"))
+    for path in visible_files(folder, recursive=False):  # the one scanner's policy (hidden, temp, links)
+        if not is_image_name(path.name):
+            problems.append(Problem(str(path), f"not an image file name (expected {', '.join(IMAGE_SUFFIXES)})"))
             continue
         if path.stem in found:
             problems.append(

@@ -20,6 +20,7 @@ import datasets
 from PIL import Image as PILImage
 
 from ggt_datasets import schema
+from ggt_datasets.images import IMAGE_SUFFIXES, image_files
 
 MAX_EXAMPLES = 5
 _COLUMN_KEYS = (schema.LQ, schema.HQ, schema.ID, schema.CATEGORY)
@@ -31,12 +32,8 @@ def _examples(items: list[str]) -> str:
 
 
 def _images(folder: Path) -> dict[str, Path]:
-    """Relative path without suffix ('sub/0001') -> file, for every image under `folder`."""
-    found: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in schema.IMAGE_SUFFIXES:
-            found[path.relative_to(folder).with_suffix("").as_posix()] = path
-    return found
+    """Relative path without suffix ('sub/0001') -> file, for every image under `folder` (images.image_files)."""
+    return {p.relative_to(folder).with_suffix("").as_posix(): p for p in image_files(folder)}
 
 
 def _template_regex(filename_tmpl: str) -> re.Pattern:
@@ -112,7 +109,7 @@ def _match(lq_dir: Path, hq_dir: Path, meta_info, filename_tmpl: str) -> list[tu
             f"{len(only_lq)} LQ without HQ [{_examples(only_lq)}], {len(only_hq)} HQ without LQ [{_examples(only_hq)}]"
         )
     if not hqs:
-        raise ValueError(f"no images ({', '.join(schema.IMAGE_SUFFIXES)}) in {hq_dir}")
+        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {hq_dir}")
     return [(key, lqs[key], hqs[key]) for key in sorted(hqs)]
 
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ggt_datasets import schema
+from ggt_datasets import images, schema
 from ggt_datasets.atomic import atomic_open, atomic_write_text
 
 __all__ = ["add_cli", "image_files", "pair_folders"]
@@ -26,21 +26,17 @@ _EXAMPLES_SHOWN = 5
 
 
 def image_files(folder: Path) -> dict[str, Path]:
-    """Images under `folder` (recursively) by relative path without suffix, e.g. 'sub/0001'."""
-    if not folder.is_dir():
-        raise NotADirectoryError(f"{folder}: not a folder")
+    """Images under `folder` (recursively, ggt_datasets.images.image_files' policy) by relative path
+    without suffix, e.g. 'sub/0001'. Raises FileNotFoundError / NotADirectoryError for a missing
+    folder, ValueError when it holds no image or two files differ only in their suffix."""
     found: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.suffix.lower() not in schema.IMAGE_SUFFIXES:
-            continue
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            continue
+    for path in images.image_files(folder):
         key = path.relative_to(folder).with_suffix("").as_posix()
         if key in found:
             raise ValueError(f"{found[key]} and {path} have the same name; keep one of them")
         found[key] = path
     if not found:
-        raise ValueError(f"{folder}: no images ({', '.join(schema.IMAGE_SUFFIXES)}) found")
+        raise ValueError(f"{folder}: no images ({', '.join(images.IMAGE_SUFFIXES)}) found")
     return found
 
 

@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from ggt_datasets.atomic import atomic_copy_file
 
 __all__ = [
     "WEIGHT_FILES",
@@ -230,8 +231,7 @@ def import_weights(source: str | os.PathLike, root: str | os.PathLike | None = N
         if found is None or file_status(rel, folder) == "ok":
             continue
         dest = folder / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(found, dest)
+        atomic_copy_file(found, dest)  # a kill mid-copy never leaves a cut weight file under its name
         copied.append(dest)
     return copied
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -212,7 +214,11 @@ class OSEDiff(nn.Module):
         out.mkdir(parents=True, exist_ok=True)
         unet_sd, vae_sd = self.lora_state_dicts()
         unet_sd = {k: v.detach().float().cpu().contiguous() for k, v in unet_sd.items()}
-        StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=unet_sd, is_main_process=is_main_process)
+        def save_function(weights: dict[str, torch.Tensor], filename: str) -> None:  # diffusers' own, made atomic
+            atomic_write_bytes(filename, save(weights, metadata={"format": "pt"}))
+
+        StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=unet_sd, is_main_process=is_main_process,
+                                                  save_function=save_function)
         if is_main_process:
             if vae_sd:
                 state = {k: v.detach().float().cpu().contiguous() for k, v in vae_sd.items()}
@@ -313,12 +319,18 @@ def restore(model: nn.Module, images: Sequence[Any], batch_size: int = 1, multip
 def write_tiny_base_model(path: str | os.PathLike, seed: int = 0) -> Path:
     """Write a tiny random Stable-Diffusion-layout folder (UNet, VAE, CLIP text encoder,
     tokenizer, scheduler) for tests and CPU benchmarks. No download; loads with
-    `StableDiffusionPipeline.from_pretrained(path)` and `OSEDiff.from_base`."""
+    `StableDiffusionPipeline.from_pretrained(path)` and `OSEDiff.from_base`. The folder appears
+    whole (written under a temporary name, renamed, then marked complete); `path` must not exist
+    or be an empty folder (FileExistsError otherwise)."""
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+    from ggt_datasets.atomic import atomic_write_text, mark_complete
+
     out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out}: already exists and is not an empty folder; remove it or choose another path")
+    out.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
@@ -329,17 +341,17 @@ def write_tiny_base_model(path: str | os.PathLike, seed: int = 0) -> Path:
         in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 64), layers_per_block=1,
         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, sample_size=32,
     )
-    tok_dir = out / "_tokenizer_src"
-    tok_dir.mkdir(exist_ok=True)
     vocab = {}
     for ch in _byte_chars():
         vocab[ch] = len(vocab)
     for ch in _byte_chars():
         vocab[ch + "</w>"] = len(vocab)
     vocab["<|startoftext|>"], vocab["<|endoftext|>"] = len(vocab), len(vocab) + 1
-    (tok_dir / "vocab.json").write_text(json.dumps(vocab))
-    (tok_dir / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=77)
+    with tempfile.TemporaryDirectory() as tok_dir:  # the tokenizer's source files; not part of the folder
+        atomic_write_text(Path(tok_dir) / "vocab.json", json.dumps(vocab))
+        atomic_write_text(Path(tok_dir) / "merges.txt", "#version: 0.2\n")
+        tokenizer = CLIPTokenizer(str(Path(tok_dir) / "vocab.json"), str(Path(tok_dir) / "merges.txt"),
+                                  model_max_length=77)
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
         max_position_embeddings=77, bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
@@ -351,10 +363,17 @@ def write_tiny_base_model(path: str | os.PathLike, seed: int = 0) -> Path:
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
                                    scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
-    pipe.save_pretrained(out)
-    for f in tok_dir.iterdir():
-        f.unlink()
-    tok_dir.rmdir()
+    # Written beside `out` under a temporary name, renamed onto it once whole, then marked complete.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        pipe.save_pretrained(tmp)
+        if out.is_dir():
+            out.rmdir()  # empty (checked above)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # ours alone: a temporary folder this call made
+        raise
+    mark_complete(out)
     return out
 
 

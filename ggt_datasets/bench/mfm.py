@@ -144,14 +144,15 @@ def _square(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def image_files(folder: str | os.PathLike, what: str) -> list[Path]:
-    """The image files under `folder` (recursively, sorted); errors name `what` (e.g. the config field)."""
+    """The image files under `folder` (ggt_datasets.images.image_files); errors name `what` (e.g. the config field)."""
+    from ggt_datasets import images
+
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"{what} {root}: folder not found")
-    files = sorted(p for p in root.rglob("*")
-                   if p.suffix.lower() in schema.IMAGE_SUFFIXES and not p.name.startswith("."))
+    files = images.image_files(root)
     if not files:
-        raise FileNotFoundError(f"{what} {root}: no images ({', '.join(schema.IMAGE_SUFFIXES)})")
+        raise FileNotFoundError(f"{what} {root}: no images ({', '.join(images.IMAGE_SUFFIXES)})")
     return files
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ggt_datasets.atomic import atomic_write_json, atomic_write_text
+from ggt_datasets.images import image_files
 
 HUMAN = ("human_win_rate", "human_bt")
 
@@ -148,7 +149,7 @@ def write_report(cfg: Any, out: Path, fid_root: Path, runs: dict[str, dict[str, 
         nr[n], why = metric_or_reason(n, vlm)
         if why:
             missing[n] = why
-    clean = {p.stem: p for p in (fid_root / "hq").rglob("*.png")}
+    clean = {p.stem: p for p in image_files(fid_root / "hq")}  # the set mfm.prepare_fidelity_set wrote
     rows: dict[str, dict[str, Any]] = {}
     for label, info in runs.items():
         row: dict[str, Any] = {"generator": info["generator"], "prompt_mode": info["prompt_mode"]}

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ggt_datasets import schema
-from ggt_datasets.images import ImageError, encode_png, inspect_image, load_rgb
+from ggt_datasets.images import ImageError, encode_png, image_files, inspect_image, load_rgb
 from ggt_datasets.synth.ledger import Ledger, item_id, sha256_bytes
 
 log = logging.getLogger(__name__)
@@ -38,14 +38,14 @@ def find_lq_files(lq_dir: str | os.PathLike, category: str | None = None) -> lis
         schema.check_category(category)
     subdirs = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     cat_dirs = [d for d in subdirs if d in schema.CATEGORIES]
-    flat = _images(root, recursive=False)
+    flat = image_files(root, recursive=False)
     if cat_dirs:
         wanted = [category] if category else cat_dirs
         if category and category not in cat_dirs:
             raise ValueError(f"{root}: no {category}/ folder (found category folders {', '.join(cat_dirs)})")
         if flat:
             log.warning("%s: %d image(s) directly in LQ_DIR ignored; they belong in a category folder", root, len(flat))
-        return [(c, p) for c in wanted for p in _images(root / c, recursive=True)]
+        return [(c, p) for c in wanted for p in image_files(root / c)]
     if flat:
         if category is None:
             raise ValueError(
@@ -55,12 +55,6 @@ def find_lq_files(lq_dir: str | os.PathLike, category: str | None = None) -> lis
     found = f"folders {', '.join(subdirs)}" if subdirs else "nothing"
     raise ValueError(f"{root}: no LQ images found (found {found}); expected LQ_DIR/<category>/*.png "
                      f"with category one of {', '.join(schema.CATEGORIES)}, or a flat folder with --category")
-
-
-def _images(folder: Path, recursive: bool) -> list[Path]:
-    paths = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in paths if p.is_file() and not p.name.startswith(".")
-                  and p.suffix.lower() in schema.IMAGE_SUFFIXES)
 
 
 def register_inputs(ledger: Ledger, lq_dir: str | os.PathLike, category: str | None = None,
