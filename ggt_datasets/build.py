@@ -9,8 +9,11 @@
 
 SRC is read in its own layout (`layout="raw"`, the default: RAW/{split}/{category}/{lq,hq}/ID.*)
 or through a layout (`"auto"` or a YAML file, see ggt_datasets.layouts); no intermediate copy is
-made. Pairs are checked in worker processes and written by streaming, so memory stays flat. A
-shard whose inputs have not changed is reused, so a killed build resumes. A folder holding files
+made. Pairs are checked in worker processes (and threads in each, a few pairs ahead of the
+writer) and written by streaming, so memory stays flat. SRC is listed in one directory walk and
+each input file is stat'ed once and read once. Shards are written in a staging folder named
+with the run's token and renamed into data/ when complete (one fsync each). A shard whose
+inputs have not changed is reused, so a killed build resumes. A folder holding files
 this build did not write is refused unless overwrite=True. Bad pairs are skipped and reported;
 with strict=True the first one raises BadInputError (exit code 2 from the CLI).
 
@@ -30,6 +33,7 @@ import logging
 import multiprocessing
 import os
 import re
+import secrets
 import sys
 import time
 from dataclasses import dataclass, field
@@ -45,6 +49,8 @@ from ggt_datasets.build_owner import (  # noqa: F401  (MANIFEST: part of this mo
     check_free_space,
     check_ownership,
     read_manifest,
+    remove_empty_dirs,
+    staging_dir,
 )
 from ggt_datasets.build_shard import (  # noqa: F401  (check_pair, BadInputError: part of this module's API)
     FIT_MODES,
@@ -57,7 +63,15 @@ from ggt_datasets.build_shard import (  # noqa: F401  (check_pair, BadInputError
     write_shard,
 )
 from ggt_datasets.cards.dataset import write_dataset_card
-from ggt_datasets.layouts import LayoutMatch, match_layout, resolve_layout
+from ggt_datasets.layouts import (
+    Layout,
+    LayoutMatch,
+    image_files,
+    match_layout,
+    meta_info_files,
+    resolve_layout,
+    source_files,
+)
 from ggt_datasets.raw import Problem, RawPair, scan_raw
 
 BUILD_VERSION = "2"  # bump when the written bytes of a shard change for the same inputs
@@ -80,11 +94,18 @@ def parse_size(text: str | int) -> int:
     raise ValueError(f"--max-shard-size: cannot read {text!r}; use e.g. 500MB, 2GB or a byte count")
 
 
-def _fingerprint(pairs: list[RawPair], qc: dict[tuple, dict], verify: str, fit_hq: str) -> str:
+def _file_stats(pairs: list[RawPair]) -> dict[Path, os.stat_result]:
+    """One stat per input file, shared by the fingerprints, the shard plan and the free-space check."""
+    return {path: path.stat() for pair in pairs for path in (pair.lq, pair.hq)}
+
+
+def _fingerprint(
+    pairs: list[RawPair], qc: dict[tuple, dict], verify: str, fit_hq: str, stats: dict[Path, os.stat_result]
+) -> str:
     h = hashlib.sha256(f"{BUILD_VERSION}|{verify}|{fit_hq}".encode())
     for pair in pairs:
         for path in (pair.lq, pair.hq):
-            st = path.stat()
+            st = stats[path]
             h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}|".encode())
         h.update(
             json.dumps(
@@ -94,10 +115,10 @@ def _fingerprint(pairs: list[RawPair], qc: dict[tuple, dict], verify: str, fit_h
     return h.hexdigest()
 
 
-def _plan_shards(pairs: list[RawPair], max_bytes: int) -> list[list[RawPair]]:
+def _plan_shards(pairs: list[RawPair], max_bytes: int, stats: dict[Path, os.stat_result]) -> list[list[RawPair]]:
     shards, current, size = [], [], 0
     for pair in pairs:
-        n = pair.lq.stat().st_size + pair.hq.stat().st_size
+        n = stats[pair.lq].st_size + stats[pair.hq].st_size
         if current and size + n > max_bytes:
             shards.append(current)
             current, size = [], 0
@@ -191,14 +212,21 @@ def find_pairs(
             )
         pairs, problems = scan_raw(src, strict=strict)
         return pairs, problems, _qc_decisions(src, pairs, problems, strict), None, "raw"
-    lay = resolve_layout(src, layout, split, category)
-    found = match_layout(src, lay)
+    lay, found = _match(src, layout, split, category)
     if not found.pairs and not found.problems:
         why = "; ".join(f"{Path(p.path).relative_to(src)}: {p.reason}" for p in found.unmatched[:3])
         raise ValueError(
             f"{src}: the layout matched no pair ({found.unmatched_count} file(s) unmatched{': ' + why if why else ''})"
         )
     return found.pairs, list(found.problems), {}, found, lay
+
+
+def _match(src: Path, layout: str, split: str | None, category: str | None) -> tuple[Layout, LayoutMatch]:
+    """The layout (auto / FILE.yaml) resolved and matched over one directory walk of SRC."""
+    files = source_files(src)
+    images = image_files(src, files)
+    lay = resolve_layout(src, layout, split, category, files=images, meta_infos=meta_info_files(files))
+    return lay, match_layout(src, lay, images)
 
 
 def dry_run(
@@ -211,8 +239,7 @@ def dry_run(
         pairs, problems = scan_raw(src)
         text, unmatched, count = "# layout: raw (RAW/{split}/{category}/{lq,hq}/ID.*)\n", problems, len(problems)
     else:
-        lay = resolve_layout(src, layout, split, category)
-        found = match_layout(src, lay)
+        lay, found = _match(src, layout, split, category)
         pairs, unmatched, count = (
             found.pairs,
             [*found.problems, *found.unmatched],
@@ -315,13 +342,16 @@ def build_dataset(
     old = read_manifest(out)
     replace = check_ownership(out, old, overwrite)
     old_shards = old.get("shards", {})
+    stats = _file_stats(candidates)
+    token = secrets.token_hex(8)
+    stage = staging_dir(out, token)
     shards_plan, jobs = {}, []
     for cat in schema.CATEGORIES:
         for sp in schema.SPLITS:
-            shards = _plan_shards([p for p in candidates if p.category == cat and p.split == sp], max_bytes)
+            shards = _plan_shards([p for p in candidates if p.category == cat and p.split == sp], max_bytes, stats)
             for i, shard in enumerate(shards):
                 rel = f"data/{cat}/{sp}-{i:05d}-of-{len(shards):05d}.parquet"
-                entry = {"fingerprint": _fingerprint(shard, qc, verify, fit_hq), "category": cat, "split": sp}
+                entry = {"fingerprint": _fingerprint(shard, qc, verify, fit_hq, stats), "category": cat, "split": sp}
                 prev = old_shards.get(rel) if isinstance(old_shards.get(rel), dict) else {}
                 if (
                     prev.get("done")
@@ -333,17 +363,27 @@ def build_dataset(
                 else:
                     shards_plan[rel] = entry
                     shard_qc = {p.key: qc[p.key] for p in shard if p.key in qc}  # workers get only their rows
-                    jobs.append((rel, ShardJob(out / rel, shard, shard_qc, verify, strict, fit_hq)))
-    report.bytes_needed = sum(p.lq.stat().st_size + p.hq.stat().st_size for _, job in jobs for p in job.pairs)
+                    sizes = [stats[p.lq].st_size + stats[p.hq].st_size for p in shard]
+                    job = ShardJob(out / rel, shard, shard_qc, verify, strict, fit_hq, stage=stage / rel, sizes=sizes)
+                    job.size = sum(sizes)
+                    jobs.append((rel, job))
+    report.bytes_needed = sum(job.size for _, job in jobs)
     check_free_space(out, report.bytes_needed)
 
     # Record what we are about to write before writing it: a killed build leaves nothing unowned.
+    # The staging folder's token is recorded first, so whatever a kill leaves in it is provably ours.
     files = [f for f in old.get("files", []) if f != LEGACY_MANIFEST]
-    manifest = {"version": BUILD_VERSION, "shards": {**old_shards, **shards_plan}, "files": files}
+    staging = [*old.get("staging", []), token] if jobs else list(old.get("staging", []))
+    manifest = {"version": BUILD_VERSION, "shards": {**old_shards, **shards_plan}, "files": files, "staging": staging}
     atomic_write_json(out / MANIFEST, manifest, indent=None)
     (out / COMPLETE_MARKER).unlink(missing_ok=True)
     (out / LEGACY_MANIFEST).unlink(missing_ok=True)
-    _run_jobs(jobs, manifest, out, num_proc, progress)
+    try:
+        _run_jobs(jobs, manifest, out, num_proc, progress)
+    finally:
+        remove_empty_dirs(stage)  # each shard was renamed out of it (or removed with its temporary file)
+    if not stage.exists():
+        manifest["staging"] = [t for t in manifest["staging"] if t != token]
     report.shards_written = len(jobs)
     for rel in list(manifest["shards"]):
         if rel not in shards_plan:  # a shard of ours the inputs no longer fill
@@ -414,15 +454,28 @@ def _copy_ggt_config(src: Path, out: Path, report: BuildReport) -> dict | None:
 def _run_jobs(
     jobs: list[tuple[str, ShardJob]], manifest: dict, out: Path, num_proc: int | None, progress: bool
 ) -> None:
-    """Write the shards in worker processes; each finished one is recorded in the manifest at once (resumable)."""
+    """Write the shards in worker processes, each checking its pairs in threads; each finished shard is
+    recorded in the manifest at once (resumable).
+
+    `num_proc` (default: the CPU count) sets the parallelism: min(num_proc, shards, 8) processes with
+    num_proc // processes checker threads each, plus one when num_proc > 1 so that the last shard
+    still running can use the cores the others freed. The largest shards start first."""
+    if not jobs:
+        return
     for _, job in jobs:
         job.path.parent.mkdir(parents=True, exist_ok=True)
-    processes = min(num_proc or os.cpu_count() or 1, len(jobs), 8)
+    workers = max(1, num_proc or os.cpu_count() or 1)
+    processes = min(workers, len(jobs), 8)
+    for _, job in jobs:
+        job.threads = max(1, workers // processes) + (1 if workers > 1 else 0)
+    order = sorted(range(len(jobs)), key=lambda i: -jobs[i][1].size)
     ctx = multiprocessing.get_context("spawn" if os.name == "nt" else "fork")
     start, done_bytes = time.perf_counter(), 0
     bar = tqdm(total=sum(len(job.pairs) for _, job in jobs), desc="ggt build", unit="pair", disable=not progress)
     with bar, ctx.Pool(processes) if processes > 1 else _InlinePool() as pool:
-        for (rel, _), result in zip(jobs, pool.imap(write_shard, [job for _, job in jobs]), strict=True):
+        tasks = [(i, jobs[i][1]) for i in order]
+        for i, result in pool.imap_unordered(_write_one, tasks):
+            rel = jobs[i][0]
             manifest["shards"][rel].update(
                 rows=result.rows, skipped=result.skipped, converted=result.converted, fitted=result.fitted, done=True
             )
@@ -441,8 +494,13 @@ class _InlinePool:
     def __exit__(self, *exc):
         return False
 
-    def imap(self, fn, items, chunksize=1):
+    def imap_unordered(self, fn, items, chunksize=1):
         return map(fn, items)
+
+
+def _write_one(task: tuple[int, ShardJob]) -> tuple[int, ShardResult]:
+    """write_shard for Pool.imap_unordered: the job's index comes back with its result."""
+    return task[0], write_shard(task[1])
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -492,7 +550,12 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         "full: Pillow decodes every image; header: headers and checksums only",
     )
     p.add_argument("--include-rejected", action="store_true", help="keep pairs that `ggt qc` or review rejected")
-    p.add_argument("--num-proc", type=int, default=None, help="worker processes for checking (default: CPU count)")
+    p.add_argument(
+        "--num-proc",
+        type=int,
+        default=None,
+        help="parallelism of checking and writing: worker processes, with threads in each (default: CPU count)",
+    )
     p.add_argument(
         "--repo-id", default=None, help="the Hub id to show in the card's examples (default: the folder name)"
     )

@@ -14,7 +14,9 @@ A layout is two path patterns relative to SRC, with placeholders `{split}`, `{ca
 Literal parts match in any case. Names missing from the maps are normalised (case, `-`, `_`,
 spaces and common synonyms: 'Low-light', 'LowLight', 'Old Photo', 'Hazy', 'Rainy' ...).
 `infer_layout(SRC)` recognises the usual conventions (`--layout auto`) and `match_layout(SRC,
-layout)` turns a layout into pairs; both are pure (they read names, never image bytes).
+layout)` turns a layout into pairs; both are pure (they read names, never image bytes). SRC is
+listed once (`source_files`, images.py's scanner: hidden and temporary files left out) and both
+take what it found, so a build walks the tree one time.
 
 Example:
     >>> from ggt_datasets.layouts import infer_layout, match_layout
@@ -26,6 +28,8 @@ Example:
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import os
 import re
 from collections import Counter
@@ -37,6 +41,7 @@ import yaml
 
 from ggt_datasets import schema
 from ggt_datasets.config_files import load_yaml_dataclass
+from ggt_datasets.images import is_image_name, visible_files
 from ggt_datasets.raw import Problem, RawPair, is_safe_id
 
 PLACEHOLDERS = ("split", "category", "id", "ext")
@@ -86,6 +91,7 @@ class LayoutError(ValueError):
     """A layout that cannot be used or inferred (ambiguous, unrecognised); the message says what to do."""
 
 
+@functools.lru_cache(maxsize=65536)  # folder names repeat once per file: computed once each
 def compact(name: str) -> str:
     """'Low-light', 'LowLight', 'low_light', 'LOW LIGHT' -> 'lowlight'."""
     return re.sub(r"[^a-z0-9]", "", name.lower())
@@ -178,18 +184,23 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.IGNORECASE)
 
 
-def image_files(src: str | os.PathLike) -> list[str]:
-    """Every image file under `src` (hidden files and folders left out), as sorted POSIX paths relative to it."""
-    src, found = Path(src), []
-    for folder, dirs, files in os.walk(src):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        rel = Path(folder).relative_to(src)
-        found += [
-            (rel / f).as_posix()
-            for f in files
-            if not f.startswith(".") and Path(f).suffix.lower() in schema.IMAGE_SUFFIXES
-        ]
-    return sorted(found)
+def source_files(src: str | os.PathLike) -> list[str]:
+    """Every visible file under `src` (images.visible_files' policy), as sorted POSIX paths relative to it.
+
+    One directory walk; `infer_layout`, `match_layout` and `resolve_layout` take the result as `files`."""
+    src = Path(src)
+    prefix = len(str(src).rstrip(os.sep)) + 1  # visible_files' paths are `src / ...`: slicing beats relative_to
+    return sorted(str(path)[prefix:].replace(os.sep, "/") for path in visible_files(src))
+
+
+def image_files(src: str | os.PathLike, files: list[str] | None = None) -> list[str]:
+    """The image files (images.is_image_name) among `files` (default: `source_files(src)`), relative POSIX paths."""
+    return [rel for rel in (source_files(src) if files is None else files) if is_image_name(rel.rsplit("/", 1)[-1])]
+
+
+def meta_info_files(files: list[str]) -> list[str]:
+    """The BasicSR meta_info*.txt files among a `source_files` listing."""
+    return [rel for rel in files if fnmatch.fnmatch(rel.rsplit("/", 1)[-1], META_INFO_GLOB)]
 
 
 def read_meta_info(path: str | os.PathLike) -> set[str]:
@@ -223,6 +234,9 @@ class LayoutMatch:
 def match_layout(src: str | os.PathLike, layout: Layout, files: list[str] | None = None) -> LayoutMatch:
     """Pair the files under `src` by `layout`: one RawPair per (split, category, id) with both sides.
 
+    `files`: the image files to pair (POSIX paths relative to `src`, as `image_files` lists them);
+    default: listed here.
+
     An LQ with no HQ (or the reverse), a folder that maps to no split/config, an unsafe id or a file
     matching neither pattern is reported, never guessed. Raises LayoutError when {category} is absent
     and the layout names no category.
@@ -237,7 +251,7 @@ def match_layout(src: str | os.PathLike, layout: Layout, files: list[str] | None
         )
     rx = {side: _pattern_regex(getattr(layout, side)) for side in ("lq", "hq")}
     listed = read_meta_info(src / layout.meta_info) if layout.meta_info else None
-    sides: dict[tuple[str, str, str], dict[str, Path]] = {}
+    sides: dict[tuple[str, str, str], dict[str, str]] = {}  # side -> path relative to src
     problems: list[Problem] = []
     unmatched: list[Problem] = []
     unlisted: set[tuple[str, str, str]] = set()
@@ -301,25 +315,27 @@ def match_layout(src: str | os.PathLike, layout: Layout, files: list[str] | None
                 problems.append(
                     Problem(
                         str(src / rel),
-                        f"duplicate {side.upper()} for id {item_id!r} (also {slot[side].name})",
+                        f"duplicate {side.upper()} for id {item_id!r} (also {slot[side].rsplit('/', 1)[-1]})",
                         item_id,
                         split,
                         category,
                     )
                 )
             else:
-                slot[side] = src / rel
+                slot[side] = rel
     pairs = []
     for (split, category, item_id), slot in sorted(sides.items()):
         if "lq" not in slot:
-            if listed is None or slot["hq"].stem in listed:
-                problems.append(Problem(str(slot["hq"]), "HQ has no LQ with the same id", item_id, split, category))
+            if listed is None or Path(slot["hq"]).stem in listed:
+                problems.append(
+                    Problem(str(src / slot["hq"]), "HQ has no LQ with the same id", item_id, split, category)
+                )
         elif "hq" not in slot and (split, category, item_id) in unlisted:
-            miss(slot["lq"].relative_to(src).as_posix(), f"its HQ is not listed in {layout.meta_info}")
+            miss(slot["lq"], f"its HQ is not listed in {layout.meta_info}")
         elif "hq" not in slot:
             problems.append(
                 Problem(
-                    str(slot["lq"]),
+                    str(src / slot["lq"]),
                     f"missing HQ file (no file for id {item_id!r} matches {layout.hq!r})",
                     item_id,
                     split,
@@ -327,8 +343,7 @@ def match_layout(src: str | os.PathLike, layout: Layout, files: list[str] | None
                 )
             )
         else:
-            source = slot["lq"].relative_to(src).as_posix()
-            pairs.append(RawPair(split, category, item_id, slot["lq"], slot["hq"], {"source": source}))
+            pairs.append(RawPair(split, category, item_id, src / slot["lq"], src / slot["hq"], {"source": slot["lq"]}))
     return LayoutMatch(pairs, problems, unmatched, count)
 
 
@@ -381,18 +396,26 @@ def _level_kind(values: list[str], index: int) -> str:
 
 
 def infer_layout(
-    src: str | os.PathLike, split: str | None = None, category: str | None = None, files: list[str] | None = None
+    src: str | os.PathLike,
+    split: str | None = None,
+    category: str | None = None,
+    files: list[str] | None = None,
+    meta_infos: list[str] | None = None,
 ) -> Layout:
     """Recognise the layout of a paired release under `src` (`--layout auto`).
 
     Side folders named by one of SIDE_CONVENTIONS (in any case), split and category folders at any
     upper level (normalised names), file-name suffixes that differ between sides, an optional BasicSR
     meta_info file. Raises LayoutError listing the candidates when more than one reading fits.
+    `files` / `meta_infos`: SRC's image files and meta_info files (`image_files`, `meta_info_files`)
+    when the caller has listed SRC already; by default one walk here finds both.
     """
     src = Path(src)
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: source folder not found")
-    files = image_files(src) if files is None else files
+    listing = source_files(src) if files is None or meta_infos is None else []
+    metas = sorted(meta_info_files(listing) if meta_infos is None else meta_infos)
+    files = image_files(src, listing) if files is None else files
     by_depth: dict[int, list[list[str]]] = {}
     for rel in files:
         parts = rel.split("/")
@@ -464,7 +487,6 @@ def infer_layout(
         patterns[side] = "/".join([*parts, f"{{id}}{end}.{{ext}}"])
     if (split is not None and kinds_has(kinds, "split")) or (category is not None and kinds_has(kinds, "category")):
         raise LayoutError("--split/--category name what the folders already give; drop them (or write a layout file)")
-    metas = sorted(p.relative_to(src).as_posix() for p in src.rglob(META_INFO_GLOB) if p.is_file())
     if len(metas) > 1:
         raise _ambiguous("several BasicSR meta_info files", metas)
     return Layout(
@@ -483,11 +505,18 @@ def kinds_has(kinds: dict[int, str], name: str) -> bool:
 
 
 def resolve_layout(
-    src: str | os.PathLike, layout: str = "auto", split: str | None = None, category: str | None = None
+    src: str | os.PathLike,
+    layout: str = "auto",
+    split: str | None = None,
+    category: str | None = None,
+    files: list[str] | None = None,
+    meta_infos: list[str] | None = None,
 ) -> Layout:
-    """`--layout auto` (inferred) or FILE.yaml (read), with --split/--category filling what the patterns lack."""
+    """`--layout auto` (inferred) or FILE.yaml (read), with --split/--category filling what the patterns lack.
+
+    `files`, `meta_infos`: SRC's image and meta_info files when the caller has listed SRC (see infer_layout)."""
     if layout == "auto":
-        return infer_layout(src, split, category)
+        return infer_layout(src, split, category, files=files, meta_infos=meta_infos)
     found = load_layout(layout)
     for name, value in (("split", split), ("category", category)):
         if value is None:
