@@ -11,7 +11,7 @@ Fitting, per category when it has at least `min_count` accepted and `min_count` 
 1. Each gate starts loose: no accepted pair rejected, its threshold halfway between the worst
    accepted score and the GAP_QUANTILE quantile of the rejected scores beyond it (a margin on
    both sides, for data it was not fitted on), and never closer to the accepted scores than
-   SPREAD x (their 97.5th percentile - their median) beyond that percentile.
+   SPREAD x (their FLOOR_QUANTILE percentile - their median) beyond that percentile.
 2. Greedily, the gate whose next step (rejecting one more accepted pair) catches the most
    rejected pairs not yet caught takes that step, while the false-rejection rate of all gates
    together stays <= the target.
@@ -19,6 +19,14 @@ Fitting, per category when it has at least `min_count` accepted and `min_count` 
    rejections on data it was not fitted on.
 4. A gate with a floor (FLOORS: restore_change >= 0.9, above what a JPEG re-encode of the LQ scores)
    is never looser than it, whatever the data: its purpose, rejecting no-ops, sets the bar.
+
+Groups: when the pairs come from several pipelines (or generators), FOLDER/planted.jsonl may name
+each pair's `group` (or `pipeline`; benchmarks/qc_faults.py writes it). Then the target holds in
+every group, not only pooled; the margin of step 1 is taken in each group and the worst one
+counts; and step 2 never steps inside that margin. Measured on the leave-one-pipeline-out check
+(`benchmarks/qc_faults.py --cross-pipeline`): thresholds that step into the accepted tail of the
+fitting pipelines reject many faithful pairs of the one left out.
+Gates in OFF_BY_DEFAULT are not fitted (off, their scores kept) unless `gates` names them.
 
 `geometry_error` is not fitted (it encodes the allowed HQ/LQ sizes, `scales`), and `nr_gain`
 only when the pairs have its scores. A logistic-regression combiner over all scores is fitted too
@@ -50,13 +58,25 @@ from ggt_datasets.qc.gates import GATE_NAMES, GATES_BY_NAME
 from ggt_datasets.schema import CATEGORIES
 
 MARGIN = 0.5  # of the accepted scores' IQR, beyond the last accepted score kept (when no rejected score is above)
-SPREAD = 2.0  # a threshold is at least this x (q97.5 - median) of the accepted scores beyond their q97.5
+FLOOR_QUANTILE = 95.0  # (percent) the accepted quantile a group's margin starts from (q97.5 of ~50 pairs: one outlier)
+SPREAD = 1.5  # a threshold is at least this x (q95 - median) of the accepted scores beyond their q95
 # restore_change is never fitted below this: an LQ only re-encoded as JPEG (quality 60-95) scores
 # up to ~0.8 (quality 60 at 160-256 px); a "restoration" that is a re-encoded LQ must fail everywhere.
 # The rates in the written comments are those of the floored threshold.
 FLOORS: dict[str, float] = {"restore_change": 0.9}
 GAP_QUANTILE = 0.1  # the threshold sits halfway to this quantile of the rejected scores above the last accepted one
 NOT_FITTED = ("geometry_error",)
+# Off unless asked for (fit_thresholds(gates=...)): on the leave-one-pipeline-out check of
+# benchmarks/qc_faults.py --cross-pipeline their thresholds, fitted on some pipelines, rejected many
+# faithful pairs of the one left out, and none of them is needed for the target faults (shift,
+# rescale / crop, colour cast, replaced scene, no-op). Their scores are still computed and stored.
+OFF_BY_DEFAULT: dict[str, str] = {
+    "chroma_drift": "a faithful dehaze / colour restoration moves chroma as much as a cast",
+    "hue_shift": "LQ tints and toning turn chroma as much as a cast (wb_* and tone_cast cover casts)",
+    "local_corr": "weather and heavy damage lower it as much as an inserted object",
+    "detail_gain": "depends on how much the LQ was blurred or noised, which varies by pipeline",
+    "misalign_pct": "heavy damage moves tile peaks as much as a local misalignment",
+}
 
 
 @dataclass
@@ -73,6 +93,7 @@ class GroupFit:
     frr: float = 0.0
     catch: float = 0.0
     fitted: bool = True  # False: a category with too few pairs that takes the global values
+    notes: dict[str, str] = field(default_factory=dict)  # why a gate is off, where not "catches nothing alone"
 
 
 @dataclass
@@ -101,12 +122,32 @@ def _to_threshold(gate: str, bad_value: float | None) -> float | None:
     return float(f"{v:.4g}")
 
 
+def _group_floor(bad: np.ndarray, group_of: np.ndarray, groups: list[str]) -> float:
+    """How tight a threshold (badness) may be at most, from the accepted scores of each group.
+
+    Per group (a pipeline; one group when the pairs carry none): q + SPREAD x (q - median), q its
+    FLOOR_QUANTILE percentile; the worst group counts (pooling would let a narrow, numerous group
+    hide a wide one).
+    """
+    floors = []
+    for grp in groups:
+        vals = bad[(group_of == grp) & np.isfinite(bad)]
+        if len(vals) < 2:
+            continue
+        q_hi, q50 = np.percentile(vals, [FLOOR_QUANTILE, 50])
+        floors.append(q_hi + SPREAD * (q_hi - q50))
+    return max(floors) if floors else -np.inf
+
+
 def _fit_group(name: str, rows: list[dict[str, Any]], gates: tuple[str, ...], target: float) -> GroupFit:
     acc = [r for r in rows if r["label"] == "accept"]
     rej = [r for r in rows if r["label"] == "reject"]
     fa = {g: _badness(acc, g) for g in gates}
     fr = {g: _badness(rej, g) for g in gates}
     order = {g: np.sort(fa[g][np.isfinite(fa[g])])[::-1] for g in gates}  # worst accepted first
+    group_of = np.array([str(r.get("group", "")) for r in acc])
+    groups = sorted(set(group_of))
+    floor_of = {g: _group_floor(fa[g], group_of, groups) for g in gates}
 
     rej_sorted = {g: np.sort(fr[g][np.isfinite(fr[g])]) for g in gates}
     cache: dict[tuple[str, int], float] = {}
@@ -131,22 +172,26 @@ def _fit_group(name: str, rows: list[dict[str, Any]], gates: tuple[str, ...], ta
         else:
             q75, q25 = np.percentile(vals, [75, 25])
             t = keep + MARGIN * max(q75 - q25, 1e-6)
-        # never inside the accepted scores' own spread: at least SPREAD x (q97.5 - median) beyond q97.5
-        q975, q50 = np.percentile(vals, [97.5, 50])
-        t = max(t, q975 + SPREAD * (q975 - q50))
-        if k > 0:
-            t = min(t, keep + 0.5 * (vals[k - 1] - keep))
+        # never inside the accepted scores' own spread, nor inside what another group (pipeline) may bring
+        t = max(t, floor_of[g])
+        if k > 0:  # reject the k worst accepted; with groups, never step inside any group's accepted spread
+            t = max(min(t, keep + 0.5 * (vals[k - 1] - keep)), floor_of[g] if len(groups) > 1 else -np.inf)
         cache[g, k] = t
         return t
 
     steps = {g: 0 for g in gates}
-    budget = int(np.floor(target * len(acc) + 1e-9))
+    # the target holds in every group (pipeline) of accepted pairs, not only pooled
+    budgets = [(group_of == grp, int(np.floor(target * (group_of == grp).sum() + 1e-9))) for grp in groups]
 
     def rejected(side: dict[str, np.ndarray], n: int, which: dict[str, int]) -> np.ndarray:
         out = np.zeros(n, bool)
         for g, k in which.items():
             out |= side[g] > cut(g, k)
         return out
+
+    def over_budget(which: dict[str, int]) -> bool:
+        out = rejected(fa, len(acc), which)
+        return any(out[m].sum() > b for m, b in budgets)
 
     while True:
         caught = rejected(fr, len(rej), steps)
@@ -155,7 +200,7 @@ def _fit_group(name: str, rows: list[dict[str, Any]], gates: tuple[str, ...], ta
             if steps[g] >= len(order[g]):
                 continue
             trial = {**steps, g: steps[g] + 1}
-            if rejected(fa, len(acc), trial).sum() > budget:
+            if over_budget(trial):
                 continue
             gain = int((fr[g] > cut(g, trial[g]))[~caught].sum())
             if gain > best_gain:
@@ -173,11 +218,28 @@ def _fit_group(name: str, rows: list[dict[str, Any]], gates: tuple[str, ...], ta
         g: (_to_threshold(g, cut(g, active[g])) if g in active and np.isfinite(cut(g, active[g])) else None)
         for g in gates
     }
-    for g, floor in FLOORS.items():  # a gate's own purpose sets its bar: never looser than the floor
-        if g in thresholds:
-            t = thresholds[g]
-            thresholds[g] = floor if t is None else (max(t, floor) if GATES_BY_NAME[g].higher_better else min(t, floor))
-    return _evaluate(name, acc, rej, thresholds)
+    return _evaluate(name, acc, rej, _floored(thresholds))
+
+
+def _with_off(fit: GroupFit, off: tuple[str, ...]) -> GroupFit:
+    """The fit with the gates in `off` named as off (null), in GATE_NAMES order, and why."""
+    if not off:
+        return fit
+    fit.thresholds = {g: fit.thresholds.get(g) for g in GATE_NAMES if g in fit.thresholds or g in off}
+    for g in off:
+        fit.gate_frr[g] = fit.gate_catch[g] = fit.gate_only[g] = 0.0
+        fit.notes[g] = f"off by default: {OFF_BY_DEFAULT[g]}"
+    return fit
+
+
+def _floored(thresholds: dict[str, float | None]) -> dict[str, float | None]:
+    """A gate's own purpose sets its bar: never looser than its floor (FLOORS), even when off."""
+    out = dict(thresholds)
+    for g, floor in FLOORS.items():
+        if g in out:
+            t = out[g]
+            out[g] = floor if t is None else (max(t, floor) if GATES_BY_NAME[g].higher_better else min(t, floor))
+    return out
 
 
 def _evaluate(name: str, acc: list[dict], rej: list[dict], thresholds: dict[str, float | None]) -> GroupFit:
@@ -272,17 +334,20 @@ def fit_thresholds(
         raise ValueError(
             "calibration needs both accepted and rejected pairs (review some pairs with `ggt review` first)"
         )
+    off: tuple[str, ...] = ()
     if gates is None:
         gates = tuple(
             g for g in GATE_NAMES if g not in NOT_FITTED and any(r["scores"].get(g) is not None for r in rows)
         )
-    glob = _fit_group("all", rows, gates, target)
+        off = tuple(g for g in gates if g in OFF_BY_DEFAULT)
+        gates = tuple(g for g in gates if g not in OFF_BY_DEFAULT)
+    glob = _with_off(_fit_group("all", rows, gates, target), off)
     cats = {}
     for cat in CATEGORIES:
         sub = [r for r in rows if r["category"] == cat]
         n_acc, n_rej = sum(r["label"] == "accept" for r in sub), sum(r["label"] == "reject" for r in sub)
         if n_acc >= min_count and n_rej >= min_count:
-            cats[cat] = _fit_group(cat, sub, gates, target)
+            cats[cat] = _with_off(_fit_group(cat, sub, gates, target), off)
         elif sub:
             fit = _evaluate(
                 cat,
@@ -291,6 +356,7 @@ def fit_thresholds(
                 glob.thresholds,
             )
             fit.fitted = False
+            fit.notes = dict(glob.notes)
             cats[cat] = fit
     comb, c_frr, c_catch = fit_combiner(rows, gates, target) if with_combiner else (None, 0.0, 0.0)
     return Calibration(target, min_count, glob, cats, comb, c_frr, c_catch)
@@ -313,11 +379,14 @@ def labelled_rows(
     todo, rows = [], []
     for folder in folders:
         items, _ = load_items(folder)
+        groups = pair_groups(folder)
         for it in items:
             if it.review not in ("accept", "reject"):
                 continue
             stored = (it.qc or {}).get("scores") or {}
             row = {"category": it.category, "label": it.review, "key": f"{folder}:{it.key}", "scores": stored}
+            if it.id in groups:
+                row["group"] = groups[it.id]
             rows.append(row)
             if not all(g in stored for g in needed):
                 todo.append((row, it))
@@ -328,6 +397,25 @@ def labelled_rows(
         if not res["scores"]:  # unreadable: a label on nothing
             row["label"] = "unreadable"
     return [r for r in rows if r["label"] in ("accept", "reject")]
+
+
+def pair_groups(folder: str | os.PathLike) -> dict[str, str]:
+    """{pair id: group} from FOLDER/planted.jsonl when there is one (its `group`, else its `pipeline`).
+
+    Groups are the pipelines (or generators) the pairs came from: the fit then holds the target in
+    each of them and keeps every threshold outside each one's accepted spread (see _group_floor).
+    """
+    path = Path(folder) / "planted.jsonl"
+    if not path.is_file():
+        return {}
+    from ggt_datasets.raw import read_jsonl
+
+    out = {}
+    for row in read_jsonl(path):
+        group = row.get("group", row.get("pipeline"))
+        if "id" in row and group is not None:
+            out[str(row["id"])] = str(group)
+    return out
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -342,7 +430,7 @@ def _gate_line(fit: GroupFit, g: str, indent: str) -> str:
             f"of {fit.n_reject} rejected ({fit.gate_only.get(g, 0):.1%} only by it)"
         )
         if t is not None
-        else "off: catches nothing alone"
+        else fit.notes.get(g, "off: catches nothing alone")
     )
     return f"{indent}{g}: {value}".ljust(len(indent) + 32) + f"# {note}"
 

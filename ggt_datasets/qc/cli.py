@@ -34,7 +34,10 @@ def add_qc_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-url", help="API base URL (e.g. a proxy or a local test server)")
     p.add_argument("--api-version", help="API version (gemini: v1 or v1beta)")
     p.add_argument("--workers", type=int, default=None, help="threads for the metric gates (default: up to 4)")
-    c = p.add_argument_group("ggt qc calibrate LABELLED... (fit every gate's threshold from reviewed / planted pairs)")
+    c = p.add_argument_group(
+        "ggt qc calibrate LABELLED... (fit every gate's threshold from reviewed / planted pairs; "
+        "a FOLDER/planted.jsonl with id and group (or pipeline) per pair makes the fit hold in every group)"
+    )
     c.add_argument("--out", help="calibrate: write the fitted thresholds YAML here")
     c.add_argument("--target-false-reject", type=float, default=0.03, help="calibrate: allowed false rejection (0.03)")
     c.add_argument(

@@ -142,17 +142,23 @@ class Planted:
         return f"{self.photo}-{self.crop}-{self.category}-{self.pipeline}-{self.kind}"
 
 
-def planted_pairs(split: Split, per_photo: int, size: int, seed: int | None = None) -> Iterator[Planted]:
+def planted_pairs(
+    split: Split, per_photo: int, size: int, seed: int | None = None, all_pipelines: bool = False
+) -> Iterator[Planted]:
     """Every pair of the split: seeds x photos x crops x categories x (faithful kinds + faults + no-ops).
 
     Each seed of the split (or `seed` alone) is one round with its own crops; crops of round r are
-    numbered from r x per_photo so that ids stay unique.
+    numbered from r x per_photo so that ids stay unique. Each crop and category is degraded by one
+    of the split's pipelines in turn, or with `all_pipelines` by every one of them (the
+    leave-one-pipeline-out check: the same crops under each pipeline; other pairs than the default).
     """
     for r, s in enumerate(split.seeds if seed is None else (seed,)):
-        yield from _round(split, per_photo, size, np.random.default_rng(s), r * per_photo)
+        yield from _round(split, per_photo, size, np.random.default_rng(s), r * per_photo, all_pipelines)
 
 
-def _round(split: Split, per_photo: int, size: int, rng: np.random.Generator, first: int) -> Iterator[Planted]:
+def _round(
+    split: Split, per_photo: int, size: int, rng: np.random.Generator, first: int, all_pipelines: bool = False
+) -> Iterator[Planted]:
     bases = [
         (name, first + k, c)
         for name in split.photos for k, c in enumerate(crops(load_photo(name), per_photo, size, rng))
@@ -160,16 +166,24 @@ def _round(split: Split, per_photo: int, size: int, rng: np.random.Generator, fi
     for i, (name, k, clean) in enumerate(bases):
         others = [b for n, _, b in bases if n != name]
         for j, cat in enumerate(CATEGORIES):
-            pipeline = split.pipelines[(i + j) % len(split.pipelines)]
-            lq = PIPELINES[pipeline](clean, cat, rng)
-            other = others[int(rng.integers(len(others)))]
-            targets = {
-                "faithful": clean,
-                "faithful_proc": faithful_variant(clean, rng),
-                "faithful_gen": faithful_generator(clean, rng),
-                "faithful_gen2": faithful_generator(clean, rng),
-            }
-            targets.update({kind: f(clean, rng, other=other) for kind, f in FAULTS.items()})
-            targets.update({kind: f(lq, rng) for kind, f in NOOPS.items()})
-            for kind, hq in targets.items():
-                yield Planted(split.name, name, k, cat, pipeline, kind, lq, hq)
+            which = split.pipelines if all_pipelines else (split.pipelines[(i + j) % len(split.pipelines)],)
+            for pipeline in which:
+                yield from _targets(split.name, name, k, cat, pipeline, clean, others, rng)
+
+
+def _targets(
+    split: str, name: str, k: int, cat: str, pipeline: str, clean: np.ndarray, others: list, rng: np.random.Generator
+) -> Iterator[Planted]:
+    """One LQ of `clean` by `pipeline` and every HQ target of it."""
+    lq = PIPELINES[pipeline](clean, cat, rng)
+    other = others[int(rng.integers(len(others)))]
+    targets = {
+        "faithful": clean,
+        "faithful_proc": faithful_variant(clean, rng),
+        "faithful_gen": faithful_generator(clean, rng),
+        "faithful_gen2": faithful_generator(clean, rng),
+    }
+    targets.update({kind: f(clean, rng, other=other) for kind, f in FAULTS.items()})
+    targets.update({kind: f(lq, rng) for kind, f in NOOPS.items()})
+    for kind, hq in targets.items():
+        yield Planted(split, name, k, cat, pipeline, kind, lq, hq)
