@@ -81,39 +81,47 @@ TESTS = {
     "ggt_datasets/synth/runner.py": [
         "tests/synth/test_synth_engine_core.py", "tests/synth/test_synth_engine_fakeapi.py",
         "tests/synth/test_synth_engine_cli.py", "tests/backends/test_backend_batch_jsonl.py",
-        "tests/synth/test_synth_promises.py",
+        "tests/synth/test_synth_promises.py", "tests/synth/test_synth_runner_pins.py",
     ],
     "ggt_datasets/synth/ledger.py": [
         "tests/synth/test_synth_engine_core.py", "tests/synth/test_synth_engine_fakeapi.py",
         "tests/synth/test_synth_engine_cli.py", "tests/backends/test_backend_batch_jsonl.py",
         "tests/qc/test_qc_pipeline.py", "tests/synth/test_synth_promises.py", "tests/storage/test_pairstore.py",
+        "tests/synth/test_synth_ledger_pins.py",
     ],
     "ggt_datasets/build.py": [
         "tests/foundation/test_build_and_load.py", "tests/foundation/test_bad_inputs.py",
         "tests/foundation/test_build_storage.py", "tests/foundation/test_build_verify.py",
-        "tests/foundation/test_layouts.py", "tests/storage/test_pairstore.py",
+        "tests/foundation/test_layouts.py", "tests/storage/test_pairstore.py", "tests/foundation/test_build_pins.py",
+        "tests/foundation/test_build_speedpaths.py",
     ],
     "ggt_datasets/raw.py": [
         "tests/foundation/test_build_and_load.py", "tests/foundation/test_bad_inputs.py",
         "tests/foundation/test_build_storage.py", "tests/storage/test_jsonl_properties.py",
+        "tests/foundation/test_raw_pins.py",
     ],
-    "ggt_datasets/hub.py": ["tests/foundation/test_push.py"],
-    "ggt_datasets/atomic.py": ["tests/storage/test_atomic.py"],
-    "ggt_datasets/pairstore.py": ["tests/storage/test_pairstore.py", "tests/qc/test_qc_pipeline.py"],
+    "ggt_datasets/hub.py": ["tests/foundation/test_push.py", "tests/foundation/test_push_pins.py"],
+    "ggt_datasets/atomic.py": ["tests/storage/test_atomic.py", "tests/storage/test_atomic_pins.py",
+                               "tests/storage/test_writers_atomic.py"],
+    "ggt_datasets/pairstore.py": ["tests/storage/test_pairstore.py", "tests/qc/test_qc_pipeline.py",
+                                  "tests/storage/test_pairstore_pins.py"],
     "ggt_datasets/qc/gates.py": [
         "tests/qc/test_qc_gates.py", "tests/qc/test_qc_wb_gain.py", "tests/qc/test_qc_gate_direction.py",
-        "tests/qc/test_qc_restore_gate.py",
+        "tests/qc/test_qc_restore_gate.py", "tests/qc/test_qc_gate_pins.py",
     ],
     "ggt_datasets/qc/pipeline.py": [
         "tests/qc/test_qc_pipeline.py", "tests/qc/test_qc_gates.py", "tests/qc/test_qc_wb_gain.py",
+        "tests/qc/test_qc_pipeline_pins.py",
     ],
     "loaders/transforms.py": [
         "tests/loaders/test_loader_transforms.py", "tests/loaders/test_loader_datasets.py",
         "tests/loaders/test_loader_properties.py", "tests/loaders/test_loader_resume.py",
+        "tests/loaders/test_loader_pins.py",
     ],
     "loaders/mixing.py": [
         "tests/loaders/test_loader_mixing.py", "tests/loaders/test_loader_properties.py",
-        "tests/loaders/test_loader_resume.py",
+        "tests/loaders/test_loader_resume.py", "tests/loaders/test_loader_pins.py",
+        "tests/loaders/test_loader_mutants.py",
     ],
 }
 
