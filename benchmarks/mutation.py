@@ -102,6 +102,7 @@ TESTS = {
     ],
     "ggt_datasets/hub.py": ["tests/foundation/test_push.py", "tests/foundation/test_push_pins.py"],
     "ggt_datasets/atomic.py": ["tests/storage/test_atomic.py", "tests/storage/test_atomic_pins.py",
+                               "tests/storage/test_atomic_append_pins.py",
                                "tests/storage/test_writers_atomic.py"],
     "ggt_datasets/pairstore.py": ["tests/storage/test_pairstore.py", "tests/qc/test_qc_pipeline.py",
                                   "tests/storage/test_pairstore_pins.py"],
