@@ -2,6 +2,7 @@
 # Every device check of the open issues in ONE run, for a session that is lent a device machine
 # (about 15 device minutes in all; one command of at most 10 minutes). Run it from a clean checkout:
 #   PY=python3 bash benchmarks/gpu_checks.sh            (timeout_s ~560; MUT_S = seconds per module)
+# The device image lacks some packages: make the wheels first with benchmarks/device_wheels.sh.
 # Two lanes side by side:
 #   CPU lane (issue 15): benchmarks/mutation.py on every money/data module at once, each module with
 #     its share of the cores and a sample of its mutants (--max-mutants), stopped after MUT_S seconds.
