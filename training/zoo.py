@@ -31,7 +31,7 @@ the list of files it holds.
 
 `osediff` (one-step diffusion) is not built here: `finetune.py --model osediff` builds it from a
 diffusers base model; for a tiny base model (tests, benchmarks: "osediff-tiny") write one with
-`ggt_datasets.training.osediff.write_tiny_base_model(folder)` and pass it as
+`ggt_datasets.testing.tiny_diffusion.write_tiny_base_model(folder)` and pass it as
 `--pretrained_model_name_or_path`.
 
 Example:

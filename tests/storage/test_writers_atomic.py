@@ -182,7 +182,7 @@ def test_weights_import_failure_keeps_the_previous_file(tmp_path: Path, monkeypa
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory) -> Path:
-    from ggt_datasets.training.osediff import write_tiny_base_model
+    from ggt_datasets.testing.tiny_diffusion import write_tiny_base_model
 
     return write_tiny_base_model(tmp_path_factory.mktemp("tiny-sd") / "base")
 
@@ -190,7 +190,7 @@ def tiny_base(tmp_path_factory) -> Path:
 def test_tiny_base_folder_appears_whole(tiny_base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from diffusers import StableDiffusionPipeline
 
-    from ggt_datasets.training.osediff import write_tiny_base_model
+    from ggt_datasets.testing.tiny_diffusion import write_tiny_base_model
 
     assert atomic.is_complete(tiny_base) and (tiny_base / "model_index.json").is_file()
     assert _leftovers(tiny_base.parent) == []

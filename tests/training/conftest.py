@@ -50,7 +50,7 @@ def training_existing(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_sd(tmp_path_factory) -> Path:
     """A tiny random Stable-Diffusion folder written from config (no download)."""
-    from ggt_datasets.training.osediff import write_tiny_base_model
+    from ggt_datasets.testing.tiny_diffusion import write_tiny_base_model
 
     return write_tiny_base_model(tmp_path_factory.mktemp("tiny-sd") / "base")
 
