@@ -21,6 +21,11 @@ What is compared, and why:
     plain copy's bytes may still sit in the page cache when its timer stops. The durable copy does
     what the build does with its output, so the targets are judged on the slope against the
     durable copy; the plain-copy ratios are printed too.
+  * --at-scale is the release-scale measurement: both sizes are raised past the kernel's dirty-page
+    limit (vm.dirty_ratio of the available memory, ~4.6 GB on a 24 GB machine), so the plain copy's
+    extra bytes must reach the disk before it can go on, as they must when 383 GB are copied; there
+    the targets are judged on the slope against the plain copy itself. Inputs are hard links (the
+    same bytes as the 1 GB run, no disk); each contender's output is deleted after its run.
 
 Every contender at both sizes reads warm inputs (the tree was just written; "ours" runs once
 first to warm the page cache for itself) and runs --repeat times (default 2), interleaved; the
@@ -31,6 +36,7 @@ quiet of the machine (on a loaded one the CPU-bound build loses more than the di
 
     python benchmarks/build.py --gb 2 --workdir /tmp/ggt-bench-build
     python benchmarks/build.py --gb 0.3 --skip-datasets      # a quick look
+    python benchmarks/build.py --at-scale --repeat 1          # past the page cache (~15 GB, ~10 min)
 """
 
 from __future__ import annotations
@@ -75,8 +81,9 @@ print(json.dumps({"seconds": time.perf_counter() - t}))
 """
 
 
-def make_raw(raw: Path, gigabytes: float, size: int = 1024, unique: int = 12) -> tuple[int, int]:
-    """Write pairs of `size` px PNGs until about `gigabytes` GB; returns (pairs, bytes)."""
+def make_raw(raw: Path, gigabytes: float, size: int = 1024, unique: int = 12, link: bool = False) -> tuple[int, int]:
+    """Write pairs of `size` px PNGs until about `gigabytes` GB; returns (pairs, bytes). With link, the
+    repeated ids are hard links to the first copy of each unique file (tens of GB of input, no disk)."""
     import cv2
     import numpy as np
 
@@ -98,7 +105,11 @@ def make_raw(raw: Path, gigabytes: float, size: int = 1024, unique: int = 12) ->
         for side, data in (("lq", lq), ("hq", hq)):
             folder = raw / "train" / cat / side
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"p{pairs:06d}.png").write_bytes(data)
+            path = folder / f"p{pairs:06d}.png"
+            if link and pairs >= unique:
+                os.link(folder / f"p{pairs % unique:06d}.png", path)
+            else:
+                path.write_bytes(data)
             total += len(data)
         pairs += 1
     return pairs, total
@@ -155,6 +166,7 @@ def run(kind: str, raw: Path, out: Path) -> dict:
         time.sleep(0.02)
     stdout, stderr = proc.communicate()
     seconds = time.perf_counter() - start
+    shutil.rmtree(out, ignore_errors=True)  # dirty pages of a deleted file are dropped, never written
     if proc.returncode:
         raise RuntimeError(f"{kind} failed:\n{stderr[-3000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -187,17 +199,44 @@ def best(runs: list[dict]) -> dict:
     return {**fastest, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
 
 
+def dirty_limit_bytes() -> int:
+    """How much written data the kernel holds in memory before a writer must wait for the disk
+    (vm.dirty_bytes, else vm.dirty_ratio percent of the available memory)."""
+    vm = Path("/proc/sys/vm")
+    fixed = int((vm / "dirty_bytes").read_text())
+    if fixed:
+        return fixed
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    available = int(meminfo["MemAvailable"].split()[0]) * 1024
+    return available * int((vm / "dirty_ratio").read_text()) // 100
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gb", type=float, default=2.0, help="raw data size in GB (default 2)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ggt-bench-build"))
     parser.add_argument("--skip-datasets", action="store_true", help="leave out the (slow) datasets imagefolder run")
     parser.add_argument("--repeat", type=int, default=2, help="runs per contender and size; the fastest counts")
+    parser.add_argument(
+        "--at-scale",
+        action="store_true",
+        help="raise both sizes past the kernel's dirty-page limit (inputs as hard links), so that a plain copy's "
+        "extra bytes go to the disk as they do when copying a 383 GB release; the targets are then judged "
+        "against the plain copy itself",
+    )
     args = parser.parse_args()
     shutil.rmtree(args.workdir, ignore_errors=True)
+    if args.at_scale:
+        limit = dirty_limit_bytes()
+        args.gb = max(args.gb, round(3 * limit / 1e9 + 0.5))  # the smaller size is 1.5x the limit
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(args.workdir).free
+        if free < 1.3 * args.gb * 1e9:
+            sys.exit(f"--at-scale needs about {1.3 * args.gb:.0f} GB free in {args.workdir}, it has {free / 1e9:.0f}")
+        print(f"at scale: dirty-page limit {limit / 1e9:.1f} GB, sizes {args.gb / 2:.1f} and {args.gb:.1f} GB")
     small, large = args.workdir / "raw-small", args.workdir / "raw"
-    n_small, b_small = make_raw(small, args.gb / 2)
-    n, nbytes = make_raw(large, args.gb)
+    n_small, b_small = make_raw(small, args.gb / 2, link=args.at_scale)
+    n, nbytes = make_raw(large, args.gb, link=args.at_scale)
     release_small, release = make_release(small, args.workdir / "rel-small"), make_release(large, args.workdir / "rel")
     print(
         f"raw: {n} pairs of 1024 px PNG, {nbytes / 1e9:.2f} GB, and {n_small} pairs, {b_small / 1e9:.2f} GB "
@@ -213,7 +252,8 @@ def main() -> None:
                 runs.setdefault((kind, size), []).append(run(kind, src, args.workdir / f"out-{kind}-{size}"))
     results = {kind: best(runs[(kind, "large")]) for kind in ("ours", "copy", "durable", "release")}
     small_results = {kind: best(runs[(kind, "small")]) for kind in results}
-    for kind in ("ours:header", "ours:full", *([] if args.skip_datasets else ["datasets"])):
+    extra = [] if args.at_scale else ["ours:header", "ours:full", *([] if args.skip_datasets else ["datasets"])]
+    for kind in extra:
         results[kind] = run(kind, large, args.workdir / f"out-{kind.replace(':', '-')}")
     mb, mb_small = nbytes / 1e6, b_small / 1e6
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -237,24 +277,35 @@ def main() -> None:
             "speed-up over datasets imagefolder + parquet (whole process): "
             f"{results['datasets']['seconds'] / ours['seconds']:.2f}x (target >= 3x)"
         )
-    print(
-        "The targets are judged on the per-byte slope against the durable copy: a build's output is fsynced"
-        " before it returns, as the durable copy's is (the plain copy may leave it in the page cache), and the"
-        " slope leaves out the fixed start-up (Python, pyarrow/datasets imports) that does not grow with the data."
-    )
+    judged_on = "copy" if args.at_scale else "durable"
+    if args.at_scale:
+        print(
+            "The targets are judged on the per-byte slope against the plain copy: past the dirty-page limit the"
+            " copy's extra bytes go to the disk, as a copy of the 383 GB release does; the slope leaves out the"
+            " fixed start-up (Python, pyarrow/datasets imports) and the copy's last unwritten pages."
+        )
+    else:
+        print(
+            "The targets are judged on the per-byte slope against the durable copy: a build's output is fsynced"
+            " before it returns, as the durable copy's is (the plain copy may leave it in the page cache), and the"
+            " slope leaves out the fixed start-up (Python, pyarrow/datasets imports) that does not grow with the data."
+            " --at-scale judges against the plain copy past the page cache."
+        )
     for kind, label in (("ours", "ggt build"), ("release", "release layout (--layout auto)")):
-        for base in ("durable", "copy"):
-            target = " (target <= 2x)" if base == "durable" else " (for reference)"
+        for base in ("copy", "durable"):
+            target = " (target <= 2x)" if base == judged_on else " (for reference)"
             ratio = slopes[base][0] / slopes[kind][0]
             shown = f"{ratio:.2f}x" if ratio == ratio else "n/a (a slope drowned in noise)"
             print(
                 f"{label} over {NAMES[base]}: slope {shown}{target}, "
                 f"whole process {results[kind]['seconds'] / results[base]['seconds']:.2f}x"
             )
-    print(
-        f"verify cost (whole process): fast (default) {ours['seconds'] / results['ours:header']['seconds']:.2f}x, "
-        f"full {results['ours:full']['seconds'] / results['ours:header']['seconds']:.2f}x the header-only build time"
-    )
+    if not args.at_scale:
+        header = results["ours:header"]["seconds"]
+        print(
+            f"verify cost (whole process): fast (default) {ours['seconds'] / header:.2f}x, "
+            f"full {results['ours:full']['seconds'] / header:.2f}x the header-only build time"
+        )
     for kind, label in (("ours", "ggt build"), ("release", "the release build")):
         print(
             f"peak RSS of {label}: {results[kind]['peak_rss_mb']:.0f} MB at {nbytes / 1e9:.2f} GB, "

@@ -2,9 +2,12 @@
 
 Exactly the files of the build are sent (`files_to_upload`): the card, `ggt_config.json` when the
 build has one, and the parquet shards its manifest lists; the build report, the manifest and any
-stray file stay home. The card is checked before anything is sent. Large folders go through
-`HfApi.upload_large_folder` when the installed huggingface_hub has it (resumable, several
-workers), else `upload_folder` (which resumes and splits large commits itself). The token comes
+stray file stay home. The card is checked before anything is sent. How it is sent (`upload_method`):
+huggingface_hub < 2 has `HfApi.upload_large_folder` (resumable, several workers), used for large
+folders; huggingface_hub 2.x removed it because its `upload_folder` now does the same through
+hf_xet (a default dependency on x86_64 and arm64): files are chunked and uploaded by background
+workers, committed in batches, and rerunning the same push after a kill skips what was committed
+and re-sends no uploaded chunk. Without hf_xet it is one commit that does not resume. The token comes
 from the usual places (`HF_TOKEN`, `hf auth login`) and is never printed. Offline or refused:
 one clear line (PushError, a ValueError), never a traceback.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 BASE_FILES = ("README.md", "ggt_config.json")
@@ -81,6 +85,30 @@ def check_card(folder: str | os.PathLike, files: list[str]) -> None:
                 )
 
 
+def upload_method(
+    api: object, large: bool, create_pr: bool = False, commit_message: str | None = None
+) -> tuple[str, str]:
+    """(HfApi method push_dataset calls, how that upload survives an interruption), for this huggingface_hub.
+
+    Example:
+        >>> from huggingface_hub import HfApi
+        >>> upload_method(HfApi(), large=True)[0]
+        'upload_folder'
+    """
+    if large and hasattr(api, "upload_large_folder") and not create_pr and commit_message is None:
+        return "upload_large_folder", "resumable large-folder upload with several workers: rerun the push to resume"
+    from huggingface_hub import hf_api
+
+    # the very check upload_folder makes (not public API); absent before huggingface_hub had hf_xet
+    is_xet_available = getattr(hf_api, "is_xet_available", lambda: False)
+    if is_xet_available():
+        return "upload_folder", (
+            "streamed upload through hf_xet (background workers, committed in batches): "
+            "rerun the push after an interruption to resume; committed files are skipped"
+        )
+    return "upload_folder", "one commit, not resumable: `pip install hf_xet` for a resumable upload in batches"
+
+
 def _describe_error(err: BaseException, token: str | None) -> str:
     first_line = str(err).splitlines()[0] if str(err) else ""
     status = getattr(getattr(err, "response", None), "status_code", None)
@@ -140,13 +168,12 @@ def push_dataset(
     sizes = {f: (folder / f).stat().st_size for f in files}
     total = sum(sizes.values())
     large = total > LARGE_FOLDER_BYTES or len(files) > LARGE_FOLDER_FILES
+    method, resume = upload_method(HfApi, large, create_pr, commit_message)
     if dry_run:
         lines = [f"{sizes[f]:>14,}  {f}" for f in files]
         where = f"{repo_id}" + (f" @ {revision}" if revision else "") + (" (as a pull request)" if create_pr else "")
-        lines.append(
-            f"{total:>14,}  bytes in {len(files)} files would be sent to {where}"
-            f"{' with the large-folder upload' if large else ''}; nothing was sent"
-        )
+        lines.append(f"{total:>14,}  bytes in {len(files)} files would be sent to {where}; nothing was sent")
+        lines.append(f"upload: HfApi.{method}, {resume}")
         print("\n".join(lines))
         return "\n".join(lines)
     token = token or get_token()
@@ -158,9 +185,15 @@ def push_dataset(
         url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
         if revision and not create_pr:
             api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
-        common = {"repo_id": repo_id, "repo_type": "dataset", "folder_path": str(folder), "allow_patterns": files,
-                  "revision": revision}
-        if large and hasattr(api, "upload_large_folder") and not create_pr and commit_message is None:
+        common = {
+            "repo_id": repo_id,
+            "repo_type": "dataset",
+            "folder_path": str(folder),
+            "allow_patterns": files,
+            "revision": revision,
+        }
+        print(f"uploading {len(files)} files ({total / 1e6:.1f} MB) with HfApi.{method}: {resume}", file=sys.stderr)
+        if method == "upload_large_folder":
             api.upload_large_folder(**common, private=private)
         else:
             api.upload_folder(**common, commit_message=message, create_pr=create_pr)
@@ -176,7 +209,8 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         help="upload a built dataset folder to the Hugging Face Hub",
         description="Upload the files of a build (README.md, ggt_config.json, the parquet shards its manifest lists) "
         "to a Hub dataset repo (created if missing). The token comes from HF_TOKEN or `hf auth login` and is never "
-        "printed. --dry-run lists what would be sent.",
+        "printed. An interrupted push resumes when rerun (huggingface_hub 2.x with hf_xet, or upload_large_folder "
+        "before 2.0); --dry-run lists what would be sent and which upload is used.",
     )
     p.add_argument("folder", help="built dataset folder (from `ggt build`)")
     p.add_argument("--repo-id", required=True, help="Hub dataset id, ORG/NAME")

@@ -181,3 +181,29 @@ def test_large_folders_use_the_large_folder_upload_when_available(built, hub_cal
                   "revision": None, "private": False}
     push_dataset(built, "me/big", create_pr=True)  # pull requests need one commit: upload_folder
     assert hub_calls[-1][0] == "upload_folder"
+
+
+@pytest.mark.parametrize("xet", [True, False])
+def test_the_upload_used_and_how_it_resumes_are_said_before_sending(built, hub_calls, monkeypatch, capsys, xet):
+    """huggingface_hub 2.x has no upload_large_folder: its upload_folder resumes through hf_xet, and
+    without hf_xet the user is told the upload will not resume (and how to fix it)."""
+    from huggingface_hub import hf_api
+
+    monkeypatch.delattr(HfApi, "upload_large_folder", raising=False)
+    monkeypatch.setattr(hf_api, "is_xet_available", lambda: xet)
+    assert main(["push", str(built), "--repo-id", "me/x", "--dry-run"]) == 0
+    said = capsys.readouterr().out.strip().splitlines()[-1]
+    expected = "rerun the push after an interruption to resume" if xet else "not resumable: `pip install hf_xet`"
+    assert said.startswith("upload: HfApi.upload_folder, ") and expected in said
+    assert hub_calls == []
+    assert main(["push", str(built), "--repo-id", "me/x"]) == 0
+    assert expected in capsys.readouterr().err and hub_calls[-1][0] == "upload_folder"
+
+
+def test_the_installed_hub_uploads_large_folders_resumably():
+    """The huggingface_hub this project installs must offer a resumable upload for a 383 GB push:
+    upload_large_folder (< 2.0) or upload_folder's hf_xet pipeline (2.x)."""
+    from ggt_datasets.hub import upload_method
+
+    method, how = upload_method(HfApi(), large=True)
+    assert "resume" in how and "not resumable" not in how, (method, how)

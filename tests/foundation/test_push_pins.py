@@ -57,8 +57,8 @@ def test_the_branch_is_created_in_the_repo_pushed_to(built, hub_calls):
 
 def test_dry_run_names_the_target_branch_and_pull_request(built, hub_calls, capsys):
     assert main(["push", str(built), "--repo-id", "me/x", "--revision", "v2", "--create-pr", "--dry-run"]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.endswith("bytes in 13 files would be sent to me/x @ v2 (as a pull request); nothing was sent")
+    summary = capsys.readouterr().out.strip().splitlines()[-2]
+    assert summary.endswith("bytes in 13 files would be sent to me/x @ v2 (as a pull request); nothing was sent")
     assert hub_calls == []
 
 
