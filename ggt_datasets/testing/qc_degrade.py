@@ -12,6 +12,9 @@ makes both. A *pipeline* maps (clean uint8 RGB, category, rng) to an LQ of the s
 |           | and tone (old photo), a WB error (others)  |                                                |
 | esrgan2   | other models (this file: streak lines,     | Real-ESRGAN second order: (blur, resize,       |
 |           | flat haze, flakes, colour noise, blotches) | noise, JPEG) twice, then a sinc filter         |
+| isp       | a third set (Rain100-style streaks, haze   | a camera: defocus, Bayer mosaic + demosaic,    |
+|           | over a smooth depth, dots, sensor noise in | noise on the mosaic, in-camera sharpening,     |
+|           | linear light, a toned monochrome print)    | JPEG with 4:2:0 chroma                         |
 
 `faithful_generator(clean, rng)` imitates what a generator does to a faithful image (re-synthesised
 texture: sharpening or grain; a mild tone curve; a small exposure change; JPEG re-encoding;
@@ -280,11 +283,127 @@ def pipeline_esrgan2(img: np.ndarray, category: str, rng: np.random.Generator) -
     return _u8(esrgan_second_order(x, rng, _ESRGAN_STRENGTH[category]))
 
 
+# --- pipeline "isp": a camera's own degradations (mosaic, sensor noise, in-camera sharpening) ------
+
+
+def _line_kernel(length: int, angle: float) -> np.ndarray:
+    k = np.zeros((length, length), np.float32)
+    c, dx, dy = (length - 1) / 2, np.cos(angle) * (length - 1) / 2, np.sin(angle) * (length - 1) / 2
+    cv2.line(k, (round(c - dx), round(c - dy)), (round(c + dx), round(c + dy)), 1.0, 1, cv2.LINE_AA)
+    return k / max(float(k.sum()), 1e-6)
+
+
+def rain_streaks_noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Rain as thresholded noise smeared by a long line kernel (the Rain100 recipe), screen-blended."""
+    h, w = x.shape[:2]
+    drops = (rng.random((h, w)) > rng.uniform(0.985, 0.997)).astype(np.float32) * rng.uniform(0.6, 1.0)
+    length = max(5, int(rng.uniform(0.04, 0.12) * min(h, w))) | 1
+    streaks = cv2.filter2D(drops, -1, _line_kernel(length, np.pi / 2 + rng.uniform(-0.5, 0.5)))
+    streaks = np.clip(streaks * rng.uniform(4, 9), 0, 1)[..., None]
+    return 1 - (1 - x) * (1 - streaks)
+
+
+def haze_smooth_depth(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Haze over a depth of a smooth random field plus the luma's low-pass (bright, flat = far); bluish air."""
+    h, w = x.shape[:2]
+    field = cv2.resize(rng.random((4, 4)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    lum = cv2.GaussianBlur(cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY), (0, 0), min(h, w) / 12)
+    depth = np.clip(0.5 * field + 0.5 * lum, 0, 1)
+    t = np.exp(-rng.uniform(0.8, 2.2) * depth)[..., None]
+    air = rng.uniform(0.75, 0.95) * np.array([0.94, 0.97, 1.0], np.float32)
+    return np.clip(x * t + air * (1 - t), 0, 1)
+
+
+def snow_dots(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Snow as dots of thresholded, blurred noise at two scales, slightly smeared as they fall; a cold lift."""
+    h, w = x.shape[:2]
+    layer = np.zeros((h, w), np.float32)
+    for sigma, keep in ((0.8, 0.992), (2.0, 0.998)):
+        dots = (rng.random((h, w)) > keep).astype(np.float32)
+        layer += np.clip(cv2.GaussianBlur(dots, (0, 0), sigma) * sigma * 6, 0, 1)
+    layer = cv2.filter2D(np.clip(layer, 0, 1), -1, _line_kernel(5, np.pi / 2 + rng.uniform(-0.3, 0.3)))[..., None]
+    lift = rng.uniform(0.03, 0.2)
+    x = x * (1 - lift) + lift * np.array([0.9, 0.93, 0.97], np.float32)
+    return np.clip(x * (1 - layer) + layer, 0, 1)
+
+
+def low_light_sensor(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Under-exposed in linear light, with shot (Poisson) and read noise and a cool white-balance slip."""
+    lin = np.power(np.clip(x, 0, 1), 2.2) * rng.uniform(0.04, 0.25)
+    lin = lin * np.array([rng.uniform(0.9, 1.0), 1.0, rng.uniform(1.0, 1.12)], np.float32)
+    peak = 10 ** rng.uniform(2.0, 3.0)
+    lin = rng.poisson(np.clip(lin, 0, 1) * peak).astype(np.float32) / peak
+    lin = lin + rng.normal(0, rng.uniform(0.001, 0.004), x.shape).astype(np.float32)
+    return np.power(np.clip(lin, 0, 1), 1 / 2.2)
+
+
+def old_photo_print(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A monochrome print: a brown-to-cream tone curve, compressed contrast, film grain, a vignette,
+    dark dust specks and vertical scratches."""
+    h, w = x.shape[:2]
+    y = cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY)
+    y = 0.12 + 0.76 * np.power(y, rng.uniform(0.8, 1.2))
+    dark, light = np.array([0.25, 0.17, 0.1], np.float32), np.array([0.97, 0.93, 0.82], np.float32)
+    keep = rng.uniform(0.0, 0.3)  # a little of the original colour survives in some prints
+    out = (dark + (light - dark) * y[..., None]) * (1 - keep) + x * keep
+    out = out * (1 + cv2.GaussianBlur(rng.normal(0, rng.uniform(0.03, 0.08), (h, w)).astype(np.float32), (0, 0), 0.7))[
+        ..., None
+    ]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2
+    out = out * (1 - rng.uniform(0.1, 0.35) * r2 / 2)[..., None]
+    for _ in range(int(rng.integers(5, 25))):
+        cv2.circle(out, (int(rng.integers(w)), int(rng.integers(h))), int(rng.integers(1, 3)), (0.1, 0.08, 0.06), -1)
+    for _ in range(int(rng.integers(1, 4))):
+        x0 = int(rng.integers(w))
+        cv2.line(out, (x0, 0), (x0 + int(rng.integers(-8, 9)), h - 1), (0.9, 0.88, 0.8), 1, cv2.LINE_AA)
+    return np.clip(out, 0, 1)
+
+
+def camera_isp(x: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """Defocus, a Bayer mosaic with bilinear demosaicing, sensor noise on the mosaic, in-camera
+    sharpening (halos) and JPEG with 4:2:0 chroma, at `strength` (0-1)."""
+    h, w = x.shape[:2]
+    lin = np.power(np.clip(x, 0, 1), 2.2).astype(np.float32)
+    radius = rng.uniform(0.3, 0.6 + 2.0 * strength)
+    size = 2 * int(np.ceil(radius)) + 1
+    disk = np.zeros((size, size), np.float32)
+    cv2.circle(disk, (size // 2, size // 2), max(1, round(radius)), 1.0, -1, cv2.LINE_AA)
+    lin = cv2.filter2D(lin, -1, disk / disk.sum(), borderType=cv2.BORDER_REFLECT)
+    mosaic = np.zeros((h, w), np.float32)
+    mosaic[0::2, 0::2], mosaic[0::2, 1::2] = lin[0::2, 0::2, 0], lin[0::2, 1::2, 1]
+    mosaic[1::2, 0::2], mosaic[1::2, 1::2] = lin[1::2, 0::2, 1], lin[1::2, 1::2, 2]
+    sigma = rng.uniform(0.002, 0.004 + 0.03 * strength)
+    mosaic = mosaic + rng.normal(0, 1, mosaic.shape).astype(np.float32) * np.sqrt(sigma**2 + sigma * mosaic)
+    raw16 = (np.clip(mosaic, 0, 1) * 65535).astype(np.uint16)
+    lin = cv2.cvtColor(raw16, cv2.COLOR_BayerBG2RGB).astype(np.float32) / 65535
+    y = np.power(np.clip(lin, 0, 1), 1 / 2.2)
+    y = y + rng.uniform(0.3, 0.5 + strength) * (y - cv2.GaussianBlur(y, (0, 0), rng.uniform(1.0, 2.0)))
+    return _f(jpeg(_u8(np.clip(y, 0, 1)), int(rng.integers(int(90 - 50 * strength), 93))))
+
+
+ISP_PRIMARIES: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
+    "mixed": lambda x, rng: x,
+    "rain": rain_streaks_noise,
+    "haze": haze_smooth_depth,
+    "snow": snow_dots,
+    "low_light": low_light_sensor,
+    "old_photo": old_photo_print,
+}
+_ISP_STRENGTH = {"mixed": 1.0, "rain": 0.4, "haze": 0.3, "snow": 0.4, "low_light": 0.3, "old_photo": 0.5}
+
+
+def pipeline_isp(img: np.ndarray, category: str, rng: np.random.Generator) -> np.ndarray:
+    x = ISP_PRIMARIES[category](_f(img), rng).astype(np.float32)
+    return _u8(camera_isp(x, rng, _ISP_STRENGTH[category]))
+
+
 PIPELINES: dict[str, Pipeline] = {
     "degrade": pipeline_degrade,
     "plain": pipeline_plain,
     "wide": pipeline_wide,
     "esrgan2": pipeline_esrgan2,
+    "isp": pipeline_isp,
 }
 
 

@@ -1,10 +1,15 @@
-"""Planted QC sets: a fitting split and a held-out split, disjoint in photos, pipelines and seeds.
+"""Planted QC sets: fitting, validation and held-out splits, disjoint in photos, pipelines and seeds.
 
-| split    | photos                                                          | pipelines       | seed |
-| -------- | --------------------------------------------------------------- | --------------- | ---- |
-| fit      | scikit-image: astronaut, chelsea, coffee, rocket, motorcycle L/R | degrade, plain, | 0-2  |
-|          |                                                                 | wide            |      |
-| heldout  | matplotlib's grace_hopper + the photos pyiqa ships for its tests | esrgan2         | 1000 |
+| split      | photos                                                           | pipelines       | seed |
+| ---------- | ---------------------------------------------------------------- | --------------- | ---- |
+| fit        | scikit-image: astronaut, chelsea, coffee, rocket, motorcycle L/R | degrade, plain, | 0-2  |
+|            |                                                                  | wide            |      |
+| validation | matplotlib's grace_hopper + the photos pyiqa ships for its tests | esrgan2         | 1000 |
+| heldout    | the five Kodak photos pyiqa ships for its calibration check      | isp             | 2000 |
+
+`validation` was the held-out split until it had been looked at three times (2026-12-04); it is
+now for choosing changes, never for the reported held-out figures. `heldout` (new 2026-12-06,
+pipeline and photos unused before) is the one reported.
 
 Every crop of a photo is degraded once per category; each LQ gets these HQ targets (label):
 faithful (accept): the clean crop, `faithful_proc` (light sharpen / denoise + tone), two
@@ -55,8 +60,8 @@ SPLITS: dict[str, Split] = {
         0,
         (1, 2),
     ),
-    "heldout": Split(
-        "heldout",
+    "validation": Split(
+        "validation",
         (
             "grace_hopper",
             "pyiqa_SPAQ_10241",
@@ -66,6 +71,12 @@ SPLITS: dict[str, Split] = {
         ),
         ("esrgan2",),
         1000,
+    ),
+    "heldout": Split(
+        "heldout",
+        ("kodak_I03", "kodak_I04", "kodak_I06", "kodak_I08", "kodak_I19"),
+        ("isp",),
+        2000,
     ),
 }
 
@@ -82,6 +93,16 @@ def photo_path(name: str) -> Path:
                 "the held-out split uses the photos its wheel ships"
             )
         path = Path(spec.origin).parent.parent / "tests" / "test_efficiency_img_dir" / f"{name[6:]}.jpg"
+    elif name.startswith("kodak_"):
+        import importlib.util
+
+        spec = importlib.util.find_spec("pyiqa")
+        if spec is None or not spec.origin:
+            raise FileNotFoundError(
+                f"{name}: pyiqa is not installed (pip install 'ggt-datasets[metrics]'); "
+                "the held-out split uses the Kodak photos its wheel ships (ResultsCalibra/ref_dir)"
+            )
+        path = Path(spec.origin).parent.parent / "ResultsCalibra" / "ref_dir" / f"{name[6:]}.bmp"
     elif name == "grace_hopper":
         import matplotlib
 
