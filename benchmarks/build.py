@@ -225,6 +225,8 @@ def main() -> None:
         "against the plain copy itself",
     )
     args = parser.parse_args()
+    from ggt_datasets.build_shard import INFLATER
+
     shutil.rmtree(args.workdir, ignore_errors=True)
     if args.at_scale:
         limit = dirty_limit_bytes()
@@ -240,7 +242,8 @@ def main() -> None:
     release_small, release = make_release(small, args.workdir / "rel-small"), make_release(large, args.workdir / "rel")
     print(
         f"raw: {n} pairs of 1024 px PNG, {nbytes / 1e9:.2f} GB, and {n_small} pairs, {b_small / 1e9:.2f} GB "
-        f"(two sizes: per-byte slope and RSS check); {os.cpu_count()} CPUs, load average before: "
+        f"(two sizes: per-byte slope and RSS check); PNG inflater {INFLATER}; {os.cpu_count()} CPUs, "
+        "load average before: "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     sources = {"release": (release_small, release)}

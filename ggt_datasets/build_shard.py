@@ -10,6 +10,10 @@ Verification modes (`--verify`):
 Parquet is written for the Hub: row groups capped by bytes (ROW_GROUP_BYTES) and rows, a page
 index, image columns as struct{bytes, path}.
 
+Inflating PNG data is most of a build's CPU time: it goes through python-isal (Intel ISA-L, a
+drop-in for zlib's decompressobj, about twice as fast here) when installed (a dependency where
+it has wheels), else zlib; `INFLATER` names the one in use.
+
 Speed: pairs are read and checked in `job.threads` threads (zlib, Pillow and file reads release
 the GIL) a few pairs ahead of the writer, in input order, so the rows and bytes written do not
 depend on the thread count; at most `threads + 2` pairs, and no more input bytes than
@@ -38,6 +42,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+try:  # the same streaming API as zlib.decompressobj, about 2x faster at inflating
+    from isal import isal_zlib as _inflate_lib
+
+    INFLATER = "isal"
+except ImportError:  # a platform without its wheels: the standard library
+    _inflate_lib = zlib
+    INFLATER = "zlib"
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -87,7 +99,7 @@ def check_png_stream(data: bytes, label: str = "<image bytes>") -> None:
         passes = [(height, (width * bits + 7) // 8)]
     expected = sum(rows * (stride + 1) for rows, stride in passes)
     row = passes[0][1] + 1 if not interlace else 0
-    inflater, produced, pos, view = zlib.decompressobj(), 0, 8, memoryview(data)
+    inflater, produced, pos, view = _inflate_lib.decompressobj(), 0, 8, memoryview(data)
 
     def take(out: bytes) -> None:
         nonlocal produced
@@ -115,7 +127,7 @@ def check_png_stream(data: bytes, label: str = "<image bytes>") -> None:
                 break
             pos += 12 + length
         take(inflater.flush())
-    except zlib.error as err:
+    except (zlib.error, _inflate_lib.error) as err:
         raise ImageError(f"{label}: PNG image data does not inflate ({err}); the file is corrupt") from None
     if produced != expected or not inflater.eof:
         raise ImageError(

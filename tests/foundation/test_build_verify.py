@@ -167,3 +167,41 @@ def test_card_says_what_the_data_is_and_licence_reaches_info(built_sample):
     for config in ("all", "rain"):
         ds = datasets.load_dataset(str(built_sample), config, split="train")
         assert ds.info.license == schema.LICENSE
+
+
+def _with_idat(png: bytes, idat: bytes) -> bytes:
+    """The PNG with its (single) IDAT replaced by `idat`, CRC fixed: only the inflate check can tell."""
+    chunk = b"IDAT" + idat
+    return png[:33] + struct.pack(">I", len(idat)) + chunk + struct.pack(">I", zlib.crc32(chunk)) + png[-12:]
+
+
+@pytest.mark.parametrize("inflater", ["zlib", "isal"])
+def test_png_stream_check_holds_under_either_inflater(inflater, monkeypatch):
+    """isal (the fast default) and zlib (the fallback) accept and refuse exactly the same streams."""
+    import importlib
+
+    lib = zlib if inflater == "zlib" else importlib.import_module("isal.isal_zlib")
+    monkeypatch.setattr(build_shard, "_inflate_lib", lib)
+    good = _png(real_photo("coffee", 64))
+    length = struct.unpack(">I", good[33:37])[0]
+    assert good[37:41] == b"IDAT" and good[49 + length : 53 + length] == b"IEND"  # one IDAT, as _with_idat needs
+    check_png_stream(good, "ok.png")
+    idat = good[41 : 41 + length]
+    flipped = bytearray(idat)
+    flipped[len(idat) // 2] ^= 0xFF
+    cases = {
+        "truncated": (_with_idat(good, idat[: len(idat) // 2]), "truncated or corrupt"),
+        "corrupt": (_with_idat(good, bytes(flipped)), r"does not inflate|header|truncated or corrupt|filter byte"),
+        "not deflate": (_with_idat(good, b"\x00" * 40), "does not inflate"),
+        "too long": (_reheader(good, 64, 32), "longer than"),
+    }
+    for name, (data, message) in cases.items():
+        with pytest.raises(ImageError, match=message):
+            check_png_stream(data, f"{name}.png")
+
+
+def test_the_fast_inflater_is_used_where_installed():
+    import importlib.util
+
+    expected = "isal" if importlib.util.find_spec("isal") else "zlib"
+    assert build_shard.INFLATER == expected
