@@ -12,7 +12,7 @@ index, image columns as struct{bytes, path}.
 
 Inflating PNG data is most of a build's CPU time: it goes through python-isal (Intel ISA-L, a
 drop-in for zlib's decompressobj, about twice as fast here) when installed (a dependency where
-it has wheels), else zlib; `INFLATER` names the one in use.
+it has wheels), else zlib (`images.fast_zlib`); `INFLATER` names the one in use.
 
 Speed: pairs are read and checked in `job.threads` threads (zlib, Pillow and file reads release
 the GIL) a few pairs ahead of the writer, in input order, so the rows and bytes written do not
@@ -42,21 +42,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-try:  # the same streaming API as zlib.decompressobj, about 2x faster at inflating
-    from isal import isal_zlib as _inflate_lib
-
-    INFLATER = "isal"
-except ImportError:  # a platform without its wheels: the standard library
-    _inflate_lib = zlib
-    INFLATER = "zlib"
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ggt_datasets import schema
+from ggt_datasets import images, schema
 from ggt_datasets.atomic import WriteError, atomic_open
 from ggt_datasets.images import ImageError, ImageInfo, check_pixels, encode_png, inspect_image, open_image, to_rgb
 from ggt_datasets.raw import Problem, RawPair
+
+_inflate_lib = images.fast_zlib  # a module attribute: tests run the same checks under plain zlib
+INFLATER = _inflate_lib.__name__.rpartition(".")[2].replace("isal_zlib", "isal")
 
 VERIFY_MODES = ("fast", "full", "header")
 FIT_MODES = ("skip", "resize")

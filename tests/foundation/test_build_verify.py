@@ -15,7 +15,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from ggt_datasets import build_shard, schema
+from ggt_datasets import build_shard, images, schema
 from ggt_datasets.build import build_dataset
 from ggt_datasets.build_shard import check_png_stream
 from ggt_datasets.images import ImageError, encode_png
@@ -182,7 +182,11 @@ def test_png_stream_check_holds_under_either_inflater(inflater, monkeypatch):
 
     lib = zlib if inflater == "zlib" else importlib.import_module("isal.isal_zlib")
     monkeypatch.setattr(build_shard, "_inflate_lib", lib)
+    monkeypatch.setattr(images, "fast_zlib", lib)
     good = _png(real_photo("coffee", 64))
+    images.check_png_chunks(good, "ok.png")
+    with pytest.raises(ImageError, match="'IDAT' fails its CRC check"):
+        images.check_png_chunks(good[:60] + bytes([good[60] ^ 1]) + good[61:], "crc.png")
     length = struct.unpack(">I", good[33:37])[0]
     assert good[37:41] == b"IDAT" and good[49 + length : 53 + length] == b"IEND"  # one IDAT, as _with_idat needs
     check_png_stream(good, "ok.png")
