@@ -11,7 +11,8 @@
 now for choosing changes, never for the reported held-out figures. `heldout` (new 2026-12-06,
 pipeline and photos unused before) is the one reported.
 
-Every crop of a photo is degraded once per category; each LQ gets these HQ targets (label):
+Every crop of a photo is degraded once per category (an LQ within MAX_LQ_PSNR dB of its crop is drawn
+again: nothing to restore there); each LQ gets these HQ targets (label):
 faithful (accept): the clean crop, `faithful_proc` (light sharpen / denoise + tone), two
 `faithful_gen` (what a generator does, qc_degrade.faithful_generator); unfaithful (reject): each
 fault of qc_faults.FAULTS and each no-op of qc_degrade.NOOPS.
@@ -192,11 +193,31 @@ def _round(
                 yield from _targets(split.name, name, k, cat, pipeline, clean, others, rng)
 
 
+# An LQ this close to its clean crop has nothing a restoration must remove: the clean crop (faithful)
+# and the LQ returned unchanged (a no-op) would be the same image under opposite labels.
+MAX_LQ_PSNR = 35.0
+LQ_DRAWS = 20
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def degraded(clean: np.ndarray, cat: str, pipeline: str, rng: np.random.Generator) -> np.ndarray:
+    """`pipeline`'s LQ of `clean`, drawn again (up to LQ_DRAWS times) while it is within MAX_LQ_PSNR dB of it."""
+    for _ in range(LQ_DRAWS):
+        lq = PIPELINES[pipeline](clean, cat, rng)
+        if psnr(lq, clean) < MAX_LQ_PSNR:
+            break
+    return lq
+
+
 def _targets(
     split: str, name: str, k: int, cat: str, pipeline: str, clean: np.ndarray, others: list, rng: np.random.Generator
 ) -> Iterator[Planted]:
     """One LQ of `clean` by `pipeline` and every HQ target of it."""
-    lq = PIPELINES[pipeline](clean, cat, rng)
+    lq = degraded(clean, cat, pipeline, rng)
     other = others[int(rng.integers(len(others)))]
     targets = {
         "faithful": clean,

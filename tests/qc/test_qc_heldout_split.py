@@ -71,3 +71,15 @@ def test_the_isp_pipeline_degrades_each_category_visibly():
         assert lq.shape == clean.shape and lq.dtype == np.uint8
         mse = np.mean((lq.astype(np.float64) - clean) ** 2)
         assert 10 * np.log10(255**2 / mse) < 35, cat
+
+
+def test_every_planted_lq_has_something_to_restore():
+    """An LQ within MAX_LQ_PSNR dB of its clean crop is drawn again, so 'faithful' and 'no-op' never name the
+    same image; mild draws do occur (mixed under `plain`), so the redraw is what this checks."""
+    from ggt_datasets.testing.qc_sets import MAX_LQ_PSNR, psnr
+
+    pairs = [p for p in planted_pairs(SPLITS["fit"], per_photo=1, size=96, seed=0) if p.kind == "faithful"]
+    assert pairs and all(psnr(p.lq, p.hq) < MAX_LQ_PSNR for p in pairs)
+    clean = load_photo("astronaut")[:96, :96]
+    draws = [psnr(qc_degrade.PIPELINES["plain"](clean, "mixed", np.random.default_rng(s)), clean) for s in range(40)]
+    assert max(draws) >= MAX_LQ_PSNR  # without the redraw some LQs would be this close to clean
