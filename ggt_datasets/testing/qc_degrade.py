@@ -142,10 +142,14 @@ def pipeline_wide(img: np.ndarray, category: str, rng: np.random.Generator) -> n
 
 
 def _sinc_kernel(cutoff: float, size: int) -> np.ndarray:
-    """A 2-D circular sinc (ideal low-pass) kernel, as Real-ESRGAN's ringing/overshoot filter."""
+    """A 2-D circular low-pass (jinc: cutoff J1(cutoff r) / (2 pi r)) kernel, Real-ESRGAN's ringing/overshoot
+    filter. (A sin(r)/r profile in 2-D is not a low-pass: its sum can be ~0, and normalising by it then
+    amplifies the image into noise, which an earlier version of this file did.)"""
+    from scipy.special import j1
+
     r = np.hypot(*np.mgrid[-(size // 2) : size // 2 + 1, -(size // 2) : size // 2 + 1]).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        k = cutoff * np.where(r == 0, cutoff / 2, np.nan_to_num(np.sin(cutoff * r) / r)) / (2 * np.pi)
+        k = cutoff * j1(cutoff * r) / (2 * np.pi * r)
     k[r == 0] = cutoff**2 / (4 * np.pi)
     return (k / k.sum()).astype(np.float32)
 
