@@ -17,15 +17,15 @@ What is compared, and why:
     Python and importing pyarrow/datasets (about a second) for a build, nothing for a copy. The
     per-byte slope between the two sizes, (t(GB) - t(GB/2)) / (bytes(GB) - bytes(GB/2)), takes it
     out; the intercept is printed as the fixed cost. Both are reported.
-  * A build returns only after its shards are fsynced (a crash afterwards loses nothing); the
-    plain copy's bytes may still sit in the page cache when its timer stops. The durable copy does
-    what the build does with its output, so the targets are judged on the slope against the
-    durable copy; the plain-copy ratios are printed too.
-  * --at-scale is the release-scale measurement: both sizes are raised past the kernel's dirty-page
-    limit (vm.dirty_ratio of the available memory, ~4.6 GB on a 24 GB machine), so the plain copy's
-    extra bytes must reach the disk before it can go on, as they must when 383 GB are copied; there
-    the targets are judged on the slope against the plain copy itself. Inputs are hard links (the
-    same bytes as the 1 GB run, no disk); each contender's output is deleted after its run.
+  * A build returns only after its shards are fsynced (a crash afterwards loses nothing); at 1 GB
+    the plain copy's bytes still sit in the page cache when its timer stops (it measures memcpy).
+    The durable copy (fsync per file) does what the build does with its output. Both ratios are
+    printed, for reference: neither copy is what copying the release costs.
+  * --at-scale is the release-scale measurement, where the 2x target is judged: both sizes are
+    raised past the kernel's dirty-page limit (vm.dirty_ratio of the available memory, ~5 GB on a
+    24 GB machine), so the plain copy's extra bytes must reach the disk before it can go on, as they
+    must when 383 GB are copied; the target is the slope against that plain copy. Inputs are hard
+    links (the same bytes as the 1 GB run, no disk); each contender's output is deleted after its run.
 
 Every contender at both sizes reads warm inputs (the tree was just written; "ours" runs once
 first to warm the page cache for itself) and runs --repeat times (default 2), interleaved; the
@@ -280,7 +280,7 @@ def main() -> None:
             "speed-up over datasets imagefolder + parquet (whole process): "
             f"{results['datasets']['seconds'] / ours['seconds']:.2f}x (target >= 3x)"
         )
-    judged_on = "copy" if args.at_scale else "durable"
+    judged_on = "copy" if args.at_scale else None
     if args.at_scale:
         print(
             "The targets are judged on the per-byte slope against the plain copy: past the dirty-page limit the"
@@ -289,10 +289,8 @@ def main() -> None:
         )
     else:
         print(
-            "The targets are judged on the per-byte slope against the durable copy: a build's output is fsynced"
-            " before it returns, as the durable copy's is (the plain copy may leave it in the page cache), and the"
-            " slope leaves out the fixed start-up (Python, pyarrow/datasets imports) that does not grow with the data."
-            " --at-scale judges against the plain copy past the page cache."
+            "For reference only: at this size the plain copy never waits for the disk (memcpy into the page cache)"
+            " and the durable copy fsyncs each file; the 2x target is judged with --at-scale, past the page cache."
         )
     for kind, label in (("ours", "ggt build"), ("release", "release layout (--layout auto)")):
         for base in ("copy", "durable"):
