@@ -21,8 +21,8 @@ resized, unsharp-masked).
     # report on the held-out split with the shipped defaults (or --config FILE); ROC plot into the page
     # (--split validation reports on the validation split instead)
     python benchmarks/qc_faults.py --per-photo 2 --size 256 --html qc_heldout.html
-    # leave-one-pipeline-out inside the fitting family (never looks at the held-out split): how well
-    # thresholds fitted on two of degrade / plain / wide hold on the third, photos disjoint too
+    # leave-one-pipeline-out inside the calibration family (never looks at the held-out split): how well
+    # thresholds fitted on the other pipelines hold on each of degrade / plain / wide / esrgan2, photos disjoint
     python benchmarks/qc_faults.py --cross-pipeline --per-photo 2 --size 256 --seeds 0,1 --scores-cache /tmp/x.json
 
 It prints, for the held-out split, per fault kind and category: the rejection rate of stage 1 (and of
@@ -249,13 +249,22 @@ def config_of(cal) -> QCConfig:
 
 
 def load_or_score(cache: str | None, per_photo: int, size: int, jobs: int, seeds: tuple[int, ...]) -> list[dict]:
-    """The cross-pipeline set's scored rows, from `cache` (JSON) when it holds this set, else scored (and saved)."""
-    key = {"per_photo": per_photo, "size": size, "split": "fit", "all_pipelines": True, "seeds": list(seeds)}
+    """The cross-pipeline set's scored rows, from `cache` (JSON) when it holds this set, else scored (and saved):
+    the fitting split with every crop under every fitting pipeline, plus the validation split."""
+    key = {
+        "per_photo": per_photo,
+        "size": size,
+        "splits": ["fit", "validation"],
+        "all_pipelines": True,
+        "seeds": list(seeds),
+        "lq_redraw": True,
+    }
     if cache and Path(cache).is_file():
         data = json.loads(Path(cache).read_text())
         if data.get("key") == key:
             return data["rows"]
     rows = score_split("fit", per_photo, size, jobs, all_pipelines=True, seeds=seeds)
+    rows += score_split("validation", per_photo, size, jobs)
     if cache:
         from ggt_datasets.atomic import atomic_write_text
 
@@ -264,30 +273,39 @@ def load_or_score(cache: str | None, per_photo: int, size: int, jobs: int, seeds
 
 
 def cross_pipeline(rows: list[dict], target: float, min_count: int) -> dict[str, list[dict]]:
-    """Leave one pipeline out inside the fitting family, with photos disjoint between fit and evaluation.
+    """Leave one pipeline out inside the calibration family, with photos disjoint between fit and evaluation.
 
     The rows are the fitting split with every crop degraded by every fitting pipeline
-    (planted_pairs(..., all_pipelines=True)). For each pipeline P and each half H of the photos
-    (alternate photos of the split), thresholds are fitted (fit_thresholds, as `ggt qc calibrate`,
-    each pipeline a group as planted.jsonl makes it) on the pairs of the other pipelines and the
-    other half of the photos, and the pairs of P and H
-    are judged with them. Returns, per held-out pipeline, its judged rows (both halves pooled).
+    (planted_pairs(..., all_pipelines=True)) and the validation split (its own photos, esrgan2).
+    For each fitting pipeline P and each half H of the fitting photos (alternate photos),
+    thresholds are fitted (fit_thresholds, as `ggt qc calibrate`, each pipeline a group as
+    planted.jsonl makes it) on the pairs of the other pipelines (validation included) from the
+    other half of the photos, and the pairs of P and H are judged with them; esrgan2 is judged
+    with thresholds fitted on all fitting pairs. Returns, per held-out pipeline, its judged rows.
     """
     from ggt_datasets.qc.calibrate import fit_thresholds
 
     photos = SPLITS["fit"].photos
     halves = (set(photos[0::2]), set(photos[1::2]))
+    fit_rows = [{**r, "group": r["pipeline"]} for r in rows if r["photo"] in photos]
+    other_rows = [{**r, "group": r["pipeline"]} for r in rows if r["photo"] not in photos]
     out: dict[str, list[dict]] = {}
     for p in SPLITS["fit"].pipelines:
         judged: list[dict] = []
         for h, half in enumerate(halves):
-            fit_rows = [{**r, "group": r["pipeline"]} for r in rows if r["pipeline"] != p and r["photo"] not in half]
-            cal = fit_thresholds(fit_rows, target, min_count, with_combiner=False)
-            ev_rows = [dict(r) for r in rows if r["pipeline"] == p and r["photo"] in half]
+            train = [r for r in fit_rows if r["pipeline"] != p and r["photo"] not in half] + other_rows
+            cal = fit_thresholds(train, target, min_count, with_combiner=False)
+            ev_rows = [dict(r) for r in fit_rows if r["pipeline"] == p and r["photo"] in half]
             judge(ev_rows, config_of(cal))
             judged += ev_rows
-            print(f"  fold {p}/{h}: fitted on {len(fit_rows)} pairs, judged {len(ev_rows)}", file=sys.stderr)
+            print(f"  fold {p}/{h}: fitted on {len(train)} pairs, judged {len(ev_rows)}", file=sys.stderr)
         out[p] = judged
+    for p in sorted({r["pipeline"] for r in other_rows}):
+        cal = fit_thresholds(fit_rows, target, min_count, with_combiner=False)
+        ev_rows = [dict(r) for r in other_rows if r["pipeline"] == p]
+        judge(ev_rows, config_of(cal))
+        print(f"  fold {p}: fitted on {len(fit_rows)} pairs, judged {len(ev_rows)}", file=sys.stderr)
+        out[p] = ev_rows
     return out
 
 
@@ -387,9 +405,9 @@ def main() -> None:
         for p, judged in by_pipeline.items():
             print_tables(
                 evaluate(judged),
-                f"Held-out pipeline {p} (fitted on the other fitting pipelines; photos disjoint): {len(judged)} pairs, "
-                f"photos {', '.join(fit.photos)}, seeds {', '.join(map(str, seeds))}, {args.size} px, "
-                f"{args.per_photo} crops per photo",
+                f"Left-out pipeline {p} (fitted on the other pipelines of the calibration family; photos "
+                f"disjoint): {len(judged)} pairs, photos {', '.join(sorted({r['photo'] for r in judged}))}, "
+                f"{args.size} px, {args.per_photo} crops per photo",
             )
         met = print_cross_summary(by_pipeline)
         print(f"\n({len(rows)} pairs, {time.perf_counter() - t0:.0f} s)")
