@@ -82,28 +82,26 @@ SPLITS: dict[str, Split] = {
 }
 
 
+def _pyiqa_root(name: str, what: str) -> Path:
+    """The folder pyiqa's wheel installs beside itself (site-packages), which holds `what`."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pyiqa")
+    if spec is None or not spec.origin:
+        raise FileNotFoundError(
+            f"{name}: pyiqa is not installed (pip install 'ggt-datasets[metrics]'); "
+            f"the split uses {what} its wheel ships"
+        )
+    return Path(spec.origin).parent.parent
+
+
 def photo_path(name: str) -> Path:
     """Where a named photo lives (scikit-image, matplotlib or pyiqa's test images); FileNotFoundError if absent."""
     if name.startswith("pyiqa_"):
-        import importlib.util
-
-        spec = importlib.util.find_spec("pyiqa")
-        if spec is None or not spec.origin:
-            raise FileNotFoundError(
-                f"{name}: pyiqa is not installed (pip install 'ggt-datasets[metrics]'); "
-                "the held-out split uses the photos its wheel ships"
-            )
-        path = Path(spec.origin).parent.parent / "tests" / "test_efficiency_img_dir" / f"{name[6:]}.jpg"
+        path = _pyiqa_root(name, "the test photos") / "tests" / "test_efficiency_img_dir" / f"{name[6:]}.jpg"
     elif name.startswith("kodak_"):
-        import importlib.util
-
-        spec = importlib.util.find_spec("pyiqa")
-        if spec is None or not spec.origin:
-            raise FileNotFoundError(
-                f"{name}: pyiqa is not installed (pip install 'ggt-datasets[metrics]'); "
-                "the held-out split uses the Kodak photos its wheel ships (ResultsCalibra/ref_dir)"
-            )
-        path = Path(spec.origin).parent.parent / "ResultsCalibra" / "ref_dir" / f"{name[6:]}.bmp"
+        path = _pyiqa_root(name, "the Kodak photos (ResultsCalibra/ref_dir)") / "ResultsCalibra" / "ref_dir"
+        path = path / f"{name[6:]}.bmp"
     elif name == "grace_hopper":
         import matplotlib
 
