@@ -97,11 +97,14 @@ def upload_method(
     """
     if large and hasattr(api, "upload_large_folder") and not create_pr and commit_message is None:
         return "upload_large_folder", "resumable large-folder upload with several workers: rerun the push to resume"
+    import importlib.util
+
     from huggingface_hub import hf_api
 
-    # the very check upload_folder makes (not public API); absent before huggingface_hub had hf_xet
-    is_xet_available = getattr(hf_api, "is_xet_available", lambda: False)
-    if is_xet_available():
+    # upload_folder streams in batches only where this pipeline exists (huggingface_hub 2.x) and
+    # hf_xet is installed: the very check upload_folder makes (not public API)
+    pipelined = importlib.util.find_spec("huggingface_hub._upload_pipeline") is not None
+    if pipelined and getattr(hf_api, "is_xet_available", lambda: False)():
         return "upload_folder", (
             "streamed upload through hf_xet (background workers, committed in batches): "
             "rerun the push after an interruption to resume; committed files are skipped"
