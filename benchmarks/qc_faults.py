@@ -313,7 +313,8 @@ def print_cross_summary(by_pipeline: dict[str, list[dict]]) -> bool:
     """One line per held-out pipeline and category: false rejection and the target kinds' catch rates."""
     cats = (*CATEGORIES, "all")
     evs = {p: evaluate(rows) for p, rows in by_pipeline.items()}
-    print("\nLeave-one-pipeline-out (fitting family only): false rejection of faithful pairs / lowest catch of")
+    print("\nLeave-one-pipeline-out (calibration family: fit + validation, never the held-out split):")
+    print("false rejection of faithful pairs / lowest catch of")
     print("a target kind (shift, rescale_crop, colour_cast, replaced_scene) / lowest no-op catch, per category\n")
     print("| held out | " + " | ".join(f"{c:>18s}" for c in cats) + " |")
     print("|---|" + "---:|" * len(cats))
