@@ -199,6 +199,22 @@ def best(runs: list[dict]) -> dict:
     return {**fastest, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
 
 
+WORKDIR_MARKER = ".ggt-bench-build"
+
+
+def fresh_workdir(workdir: Path) -> None:
+    """An empty `workdir`: one this benchmark made before (it holds the marker) is cleared, any other
+    non-empty folder is refused, never deleted."""
+    if workdir.exists() and any(workdir.iterdir()):
+        if not (workdir / WORKDIR_MARKER).is_file():
+            sys.exit(f"--workdir {workdir}: not empty and not made by this benchmark; give a new or empty folder")
+        shutil.rmtree(workdir)
+    from ggt_datasets.atomic import atomic_write_text
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(workdir / WORKDIR_MARKER, "scratch folder of benchmarks/build.py: deleted on its next run\n")
+
+
 def dirty_limit_bytes() -> int:
     """How much written data the kernel holds in memory before a writer must wait for the disk
     (vm.dirty_bytes, else vm.dirty_ratio percent of the available memory)."""
@@ -227,7 +243,7 @@ def main() -> None:
     args = parser.parse_args()
     from ggt_datasets.build_shard import INFLATER
 
-    shutil.rmtree(args.workdir, ignore_errors=True)
+    fresh_workdir(args.workdir)
     if args.at_scale:
         limit = dirty_limit_bytes()
         args.gb = max(args.gb, round(3 * limit / 1e9 + 0.5))  # the smaller size is 1.5x the limit
